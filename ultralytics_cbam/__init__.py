@@ -1,0 +1,33 @@
+"""CBAM (Convolutional Block Attention Module) for Ultralytics YOLO.
+
+Importing this package is cheap: torch and Ultralytics load only when a layer or tool is first used.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from ultralytics_cbam._hooks import activate
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "CBAM": "ultralytics_cbam.modules",
+    "ChannelAttention": "ultralytics_cbam.modules",
+    "SpatialAttention": "ultralytics_cbam.modules",
+    "ModelYAMLError": "ultralytics_cbam.integration",
+}
+__all__ = ("__version__", "activate", *_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'ultralytics_cbam' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
+
+activate()

@@ -1,0 +1,182 @@
+"""Patches that plug CBAM into Ultralytics: YAML layer names, packaged YAML lookup and readable YAML errors."""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import inspect
+import os
+import sys
+from types import FrameType, ModuleType
+
+from ultralytics_cbam.resources import packaged_yaml
+
+YAML_LAYER_NAMES = ("CBAM", "ChannelAttention", "SpatialAttention")
+
+
+class ModelYAMLError(ValueError):
+    """A model YAML row that cannot be built, with the file, row and reason in the message."""
+
+
+def patch_checks(checks: ModuleType) -> None:
+    """Make `check_file` (and so `check_yaml`) find the packaged YAMLs by bare name.
+
+    A file of the same name in the working directory still wins, as it does for Ultralytics' own YAMLs.
+    """
+    original = checks.check_file
+    if getattr(original, "__wrapped_by_cbam__", False):
+        return
+
+    @functools.wraps(original)
+    def check_file(file, *args, **kwargs):
+        if isinstance(file, (str, os.PathLike)) and not os.path.exists(str(file).strip()):
+            found = packaged_yaml(file)
+            if found is not None:
+                return str(found)
+        return original(file, *args, **kwargs)
+
+    check_file.__wrapped_by_cbam__ = True
+    checks.check_file = check_file
+    # Modules that imported the function before this patch (only when activation came late) get it too.
+    for name, module in list(sys.modules.items()):
+        if name.startswith("ultralytics.") and getattr(module, "check_file", None) is original:
+            module.check_file = check_file
+
+
+def patch_tasks(tasks: ModuleType) -> None:
+    """Register the CBAM layers under their YAML names and check model YAML rows before Ultralytics builds them."""
+    if getattr(tasks.parse_model, "__wrapped_by_cbam__", False):
+        return
+    from ultralytics_cbam import modules
+
+    for name in YAML_LAYER_NAMES:
+        setattr(tasks, name, _yaml_layer(getattr(modules, name)))
+    original = tasks.parse_model
+
+    @functools.wraps(original)
+    def checked_parse_model(d, ch, *args, **kwargs):
+        check_model_dict(d, vars(tasks))
+        return original(d, ch, *args, **kwargs)
+
+    checked_parse_model.__wrapped_by_cbam__ = True
+    tasks.parse_model = checked_parse_model
+    _allow_in_restricted_loading(tasks, modules)
+
+
+def _allow_in_restricted_loading(tasks: ModuleType, modules: ModuleType) -> None:
+    """Let Ultralytics' opt-in weights-only checkpoint loading (ULTRALYTICS_SAFE_LOAD) rebuild our layers."""
+    import torch
+
+    if hasattr(tasks, "_SafeLoad") and hasattr(torch.serialization, "add_safe_globals"):
+        torch.serialization.add_safe_globals([getattr(modules, name) for name in YAML_LAYER_NAMES])
+
+
+def _source(d: dict) -> str:
+    return f"model YAML '{d['yaml_file']}'" if d.get("yaml_file") else "model YAML"
+
+
+def check_model_dict(d: dict, namespace: dict) -> None:
+    """Raise ModelYAMLError for a missing section, a malformed row, an unknown module or a bad 'from' index.
+
+    Args:
+        d: Model dictionary as loaded from the YAML.
+        namespace: Names that rows may use, i.e. the globals of ``ultralytics.nn.tasks``.
+    """
+    source = _source(d)
+    for section in ("backbone", "head"):
+        if not isinstance(d.get(section), list):
+            raise ModelYAMLError(f"{source} has no '{section}' list of [from, repeats, module, args] rows")
+    rows = [("backbone", j, row) for j, row in enumerate(d["backbone"])]
+    rows += [("head", j, row) for j, row in enumerate(d["head"])]
+    for i, (section, j, row) in enumerate(rows):
+        where = f"{source}, layer {i} ({section} row {j}: {row})"
+        if not (isinstance(row, (list, tuple)) and len(row) == 4):
+            raise ModelYAMLError(f"{where}: a row must be [from, repeats, module, args]")
+        f, n, m, args = row
+        if not isinstance(m, str) or not _resolves(m, namespace):
+            raise ModelYAMLError(f"{where}: unknown module {m!r}.{_did_you_mean(m, namespace)}")
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ModelYAMLError(f"{where}: repeats must be a positive integer, got {n!r}")
+        if not isinstance(args, list):
+            raise ModelYAMLError(f"{where}: args must be a list, got {args!r}")
+        for x in [f] if not isinstance(f, list) else f:
+            if isinstance(x, bool) or not isinstance(x, int) or not _valid_from(x, i):
+                raise ModelYAMLError(f"{where}: 'from' index {x!r} does not name an earlier layer")
+
+
+def _valid_from(x: int, i: int) -> bool:
+    return (-i <= x < 0 or 0 <= x < i) if i else x == -1
+
+
+def _resolves(m: str, namespace: dict) -> bool:
+    import torch
+
+    if m.startswith("nn."):
+        return hasattr(torch.nn, m[3:])
+    if m.startswith("torchvision.ops."):
+        return hasattr(__import__("torchvision").ops, m[16:])
+    return m in namespace
+
+
+def _did_you_mean(m: object, namespace: dict) -> str:
+    layers = [k for k, v in namespace.items() if inspect.isclass(v) and hasattr(v, "forward")]
+    close = difflib.get_close_matches(str(m), layers, n=3, cutoff=0.6)
+    return f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
+
+
+# --- YAML layers: input channels inferred from the row's input -------------------------------------------------
+
+
+def _yaml_layer(layer: type) -> type:
+    """A stand-in for `layer` that Ultralytics' parse_model instantiates with the row's args only.
+
+    It builds the real `layer`, prepending the input channel count of the row's input when the layer takes one, so
+    YAML rows read ``[-1, 1, CBAM, [reduction, kernel_size]]`` and one YAML serves every width scale.
+    """
+    params = list(inspect.signature(layer).parameters.values())
+    takes_channels = params[0].name == "channels"
+    yaml_params = params[1:] if takes_channels else params
+    shown = [p for p in params if p.name != "bias"]  # what the model summary lists
+
+    def __new__(cls, *args):
+        frame = _parse_model_frame()
+        if frame is None:  # not built from a YAML: behave like the layer itself
+            return layer(*args)
+        row = frame.f_locals
+        where = f"{_source(row.get('d') or {})}, layer {row['i']} ({layer.__name__}, args={list(args)})"
+        if len(args) > len(yaml_params):
+            names = ", ".join(p.name for p in yaml_params)
+            raise ModelYAMLError(f"{where}: {layer.__name__} takes at most {len(yaml_params)} args [{names}]")
+        full = list(args)
+        if takes_channels:
+            full.insert(0, _input_channels(row, where))
+        try:
+            module = layer(*full)
+        except (TypeError, ValueError) as e:
+            raise ModelYAMLError(f"{where}: {e}") from None
+        if row.get("n") == 1 and isinstance(row.get("args"), list):  # readable summary: [channels, r, k]
+            defaults = [p.default for p in shown[len(full) :]]
+            row["args"][:] = full + defaults
+        return module
+
+    namespace = {"__new__": __new__, "__module__": layer.__module__, "__qualname__": layer.__qualname__}
+    return type(layer.__name__, (layer,), namespace)
+
+
+def _parse_model_frame() -> FrameType | None:
+    frame = sys._getframe(2)
+    while frame is not None and frame.f_code.co_name != "parse_model":
+        frame = frame.f_back
+    return frame
+
+
+def _input_channels(row: dict, where: str) -> int:
+    """Channels of the row's single input; raises if the input is not one feature map."""
+    from ultralytics.nn.modules import Classify, Detect
+
+    f, ch, layers = row["f"], row["ch"], row["layers"]
+    if not isinstance(f, int):
+        raise ModelYAMLError(f"{where}: takes one input feature map, but 'from' is {f}")
+    if layers and isinstance(layers[f], (Detect, Classify)):
+        raise ModelYAMLError(f"{where}: its input is the output of {type(layers[f]).__name__}, not a feature map")
+    return ch[f]

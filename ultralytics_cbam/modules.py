@@ -1,0 +1,121 @@
+"""CBAM: Convolutional Block Attention Module (Woo et al., ECCV 2018)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+__all__ = ("CBAM", "ChannelAttention", "SpatialAttention", "hidden_channels")
+
+
+def _positive_int(name: str, value: object, *, odd: bool = False) -> int:
+    """Return `value` if it is a positive (and, if asked, odd) int, else raise a ValueError naming it."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1 or (odd and value % 2 == 0):
+        kind = "a positive odd integer" if odd else "a positive integer"
+        raise ValueError(f"{name} must be {kind}, got {value!r}")
+    return value
+
+
+def hidden_channels(channels: int, reduction: int) -> int:
+    """Width of the channel-attention MLP: floor(channels / reduction), and at least 1."""
+    return max(channels // reduction, 1)
+
+
+def _check_input(module: nn.Module, x: torch.Tensor, channels: int | None = None) -> None:
+    """Raise a readable error for inputs that are not (N, C, H, W) maps with the expected C."""
+    if torch.jit.is_tracing() or torch.jit.is_scripting() or torch.compiler.is_compiling():
+        return
+    name = type(module).__name__
+    if x.dim() != 4:
+        raise ValueError(f"{name} expects a 4-D (N, C, H, W) feature map, got a tensor of shape {tuple(x.shape)}")
+    if channels is not None and x.shape[1] != channels:
+        raise ValueError(f"{name} was built for {channels} channels but got {x.shape[1]} (input shape {tuple(x.shape)})")
+
+
+class ChannelAttention(nn.Module):
+    """Channel attention: sigmoid(MLP(avgpool(x)) + MLP(maxpool(x))) * x, with one shared MLP.
+
+    Args:
+        channels: Input channels C.
+        reduction: Reduction ratio r; the MLP is C -> max(C // r, 1) -> C, so C < r still builds.
+        bias: Give the MLP's 1x1 convs a bias (the official reference code does; the article does not).
+    """
+
+    def __init__(self, channels: int, reduction: int = 16, bias: bool = False) -> None:
+        super().__init__()
+        self.channels = _positive_int("channels", channels)
+        self.reduction = _positive_int("reduction", reduction)
+        if not isinstance(bias, bool):
+            raise ValueError(f"bias must be a bool, got {bias!r}")
+        hidden = hidden_channels(channels, reduction)
+        self.fc1 = nn.Conv2d(channels, hidden, 1, bias=bias)
+        self.act = nn.ReLU(inplace=True)
+        self.fc2 = nn.Conv2d(hidden, channels, 1, bias=bias)
+
+    def gate(self, x: torch.Tensor) -> torch.Tensor:
+        """Channel weights in [0, 1], shape (N, C, 1, 1)."""
+        _check_input(self, x, self.channels)
+        # The shared MLP is pointwise, so both descriptors go through it in one pass side by side along W.
+        pooled = torch.cat((x.mean((2, 3), keepdim=True), x.amax((2, 3), keepdim=True)), dim=3)
+        return self.fc2(self.act(self.fc1(pooled))).sum(3, keepdim=True).sigmoid()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Scale each channel of `x` by its attention weight."""
+        return x * self.gate(x)
+
+    def extra_repr(self) -> str:
+        return f"channels={self.channels}, reduction={self.reduction}"
+
+
+class SpatialAttention(nn.Module):
+    """Spatial attention: sigmoid(conv_kxk([mean_c(x), max_c(x)])) * x.
+
+    Args:
+        kernel_size: Odd size k of the 2 -> 1 convolution ('same' padding, no bias).
+    """
+
+    def __init__(self, kernel_size: int = 7) -> None:
+        super().__init__()
+        self.kernel_size = _positive_int("kernel_size", kernel_size, odd=True)
+        self.conv = nn.Conv2d(2, 1, kernel_size, padding=kernel_size // 2, bias=False)
+
+    def gate(self, x: torch.Tensor) -> torch.Tensor:
+        """Spatial weights in [0, 1], shape (N, 1, H, W)."""
+        _check_input(self, x)
+        return self.conv(torch.cat((x.mean(1, keepdim=True), x.amax(1, keepdim=True)), dim=1)).sigmoid()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Scale each position of `x` by its attention weight."""
+        return _scale(x, self.gate(x), inplace=False)
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}"
+
+
+class CBAM(nn.Module):
+    """Channel attention followed by spatial attention.
+
+    Args:
+        channels: Input channels C.
+        reduction: Channel-attention reduction ratio r.
+        kernel_size: Spatial-attention kernel size k (odd).
+        bias: Bias in the channel-attention MLP.
+    """
+
+    def __init__(self, channels: int, reduction: int = 16, kernel_size: int = 7, bias: bool = False) -> None:
+        super().__init__()
+        self.channel = ChannelAttention(channels, reduction, bias)
+        self.spatial = SpatialAttention(kernel_size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Refine `x` with channel, then spatial attention."""
+        y = self.channel(x)  # a new tensor, so the spatial gate may overwrite it when autograd does not need it
+        return _scale(y, self.spatial.gate(y), inplace=True)
+
+
+def _scale(x: torch.Tensor, gate: torch.Tensor, inplace: bool) -> torch.Tensor:
+    """Return x * gate, writing into x when allowed and no gradient can need the original x."""
+    if inplace and not (torch.is_grad_enabled() and (x.requires_grad or gate.requires_grad)):
+        if not (torch.jit.is_tracing() or torch.jit.is_scripting()) and x.dtype == torch.promote_types(x.dtype, gate.dtype):
+            return x.mul_(gate)
+    return x * gate
