@@ -29,7 +29,9 @@ def _check_input(module: nn.Module, x: torch.Tensor, channels: int | None = None
     if x.dim() != 4:
         raise ValueError(f"{name} expects a 4-D (N, C, H, W) feature map, got a tensor of shape {tuple(x.shape)}")
     if channels is not None and x.shape[1] != channels:
-        raise ValueError(f"{name} was built for {channels} channels but got {x.shape[1]} (input shape {tuple(x.shape)})")
+        raise ValueError(
+            f"{name} was built for {channels} channels but got {x.shape[1]} (input shape {tuple(x.shape)})"
+        )
 
 
 class ChannelAttention(nn.Module):
@@ -116,6 +118,8 @@ class CBAM(nn.Module):
 def _scale(x: torch.Tensor, gate: torch.Tensor, inplace: bool) -> torch.Tensor:
     """Return x * gate, writing into x when allowed and no gradient can need the original x."""
     if inplace and not (torch.is_grad_enabled() and (x.requires_grad or gate.requires_grad)):
-        if not (torch.jit.is_tracing() or torch.jit.is_scripting()) and x.dtype == torch.promote_types(x.dtype, gate.dtype):
+        if not (torch.jit.is_tracing() or torch.jit.is_scripting()) and x.dtype == torch.promote_types(
+            x.dtype, gate.dtype
+        ):
             return x.mul_(gate)
     return x * gate

@@ -1,0 +1,70 @@
+"""`yolo-cbam` command line, in Ultralytics' `key=value` style.
+
+Examples:
+    yolo-cbam add model=yolov8n.pt
+    yolo-cbam visualize model=runs/detect/train/weights/best.pt source=images/
+    yolo-cbam ablate data=cbam-shapes.yaml variants=baseline,cbam epochs=5 seeds=3
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import sys
+
+# command -> (module, function, one-line help)
+COMMANDS = {
+    "add": ("ultralytics_cbam.insert", "add_cbam", "insert CBAM into a model YAML or checkpoint"),
+    "visualize": ("ultralytics_cbam.visualize", "visualize", "save attention maps of a CBAM model"),
+    "ablate": ("ultralytics_cbam.ablate", "ablate", "train and compare CBAM variants"),
+}
+
+
+def _usage() -> str:
+    lines = ["Usage: yolo-cbam COMMAND key=value ...", "", "Commands:"]
+    lines += [f"  {name:<10} {text}" for name, (_, _, text) in COMMANDS.items()]
+    lines += ["", "Run 'yolo-cbam COMMAND help' for the arguments of one command."]
+    return "\n".join(lines)
+
+
+def parse_overrides(pairs: list[str]) -> dict:
+    """Turn ['a=1', 'b=x,y'] into {'a': 1, 'b': 'x,y'} with Ultralytics' value parsing."""
+    from ultralytics.cfg import smart_value
+
+    overrides = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise SystemExit(f"yolo-cbam: argument '{pair}' is not of the form key=value")
+        overrides[key.strip()] = smart_value(value.strip())
+    return overrides
+
+
+def main(argv: list[str] | None = None) -> object:
+    """Run one `yolo-cbam` command and return its result."""
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in {"help", "-h", "--help"}:
+        print(_usage())
+        return None
+    command, *pairs = argv
+    if command not in COMMANDS:
+        raise SystemExit(f"yolo-cbam: unknown command '{command}'.\n\n{_usage()}")
+    module, name, _ = COMMANDS[command]
+    func = getattr(importlib.import_module(module), name)
+    if pairs in (["help"], ["-h"], ["--help"]):
+        print(f"yolo-cbam {command} {inspect.signature(func)}\n\n{inspect.getdoc(func)}")
+        return None
+    overrides = parse_overrides(pairs)
+    allowed = inspect.signature(func).parameters
+    if not any(p.kind is p.VAR_KEYWORD for p in allowed.values()):
+        unknown = sorted(set(overrides) - set(allowed))
+        if unknown:
+            raise SystemExit(
+                f"yolo-cbam {command}: unknown argument(s) {', '.join(unknown)}; valid: {', '.join(allowed)}"
+            )
+    return func(**overrides)
+
+
+def entrypoint() -> None:
+    """Console-script entry point."""
+    main()
