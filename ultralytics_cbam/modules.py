@@ -117,9 +117,8 @@ class CBAM(nn.Module):
 
 def _scale(x: torch.Tensor, gate: torch.Tensor, inplace: bool) -> torch.Tensor:
     """Return x * gate, writing into x when allowed and no gradient can need the original x."""
-    if inplace and not (torch.is_grad_enabled() and (x.requires_grad or gate.requires_grad)):
-        if not (torch.jit.is_tracing() or torch.jit.is_scripting()) and x.dtype == torch.promote_types(
-            x.dtype, gate.dtype
-        ):
-            return x.mul_(gate)
+    needs_grad = torch.is_grad_enabled() and (x.requires_grad or gate.requires_grad)
+    traced = torch.jit.is_tracing() or torch.jit.is_scripting()
+    if inplace and not needs_grad and not traced and x.dtype == torch.promote_types(x.dtype, gate.dtype):
+        return x.mul_(gate)
     return x * gate
