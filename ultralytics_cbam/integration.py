@@ -99,6 +99,8 @@ def check_model_dict(d: dict, namespace: dict) -> None:
             raise ModelYAMLError(f"{where}: repeats must be a positive integer, got {n!r}")
         if not isinstance(args, list):
             raise ModelYAMLError(f"{where}: args must be a list, got {args!r}")
+        if m in YAML_LAYER_NAMES and not isinstance(f, int):
+            raise ModelYAMLError(f"{where}: {m} takes one input feature map, but 'from' is {f}")
         for x in [f] if not isinstance(f, list) else f:
             if isinstance(x, bool) or not isinstance(x, int) or not _valid_from(x, i):
                 raise ModelYAMLError(f"{where}: 'from' index {x!r} does not name an earlier layer")
