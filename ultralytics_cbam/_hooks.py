@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+import warnings
 from types import ModuleType
 
 # module name -> function in ultralytics_cbam.integration that patches it once it has loaded
@@ -15,8 +16,11 @@ _TARGETS = {"ultralytics.utils.checks": "patch_checks", "ultralytics.nn.tasks": 
 
 
 def _patch(name: str, module: ModuleType) -> None:
-    patch = getattr(importlib.import_module("ultralytics_cbam.integration"), _TARGETS[name])
-    patch(module)
+    try:
+        patch = getattr(importlib.import_module("ultralytics_cbam.integration"), _TARGETS[name])
+        patch(module)
+    except Exception as e:  # a broken plugin must never break Ultralytics itself
+        warnings.warn(f"ultralytics-cbam could not patch {name}: {e!r}", RuntimeWarning, stacklevel=2)
 
 
 class _PatchingLoader:
