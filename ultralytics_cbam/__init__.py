@@ -16,6 +16,10 @@ _EXPORTS = {
     "ChannelAttention": "ultralytics_cbam.modules",
     "SpatialAttention": "ultralytics_cbam.modules",
     "ModelYAMLError": "ultralytics_cbam.integration",
+    "visualize": "ultralytics_cbam.attention_maps",
+    "AttentionMaps": "ultralytics_cbam.attention_maps",
+    "ablate": "ultralytics_cbam.ablation",
+    "AblationResults": "ultralytics_cbam.ablation",
 }
 __all__ = ("__version__", "activate", *_EXPORTS)
 

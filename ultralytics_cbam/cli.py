@@ -15,8 +15,8 @@ import sys
 # command -> (module, function, one-line help)
 COMMANDS = {
     "add": ("ultralytics_cbam.insert", "add_cbam", "insert CBAM into a model YAML or checkpoint"),
-    "visualize": ("ultralytics_cbam.visualize", "visualize", "save attention maps of a CBAM model"),
-    "ablate": ("ultralytics_cbam.ablate", "ablate", "train and compare CBAM variants"),
+    "visualize": ("ultralytics_cbam.attention_maps", "visualize", "save attention maps of a CBAM model"),
+    "ablate": ("ultralytics_cbam.ablation", "ablate", "train and compare CBAM variants"),
 }
 
 

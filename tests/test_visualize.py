@@ -1,0 +1,265 @@
+"""Attention-map visualisation: saved PNGs, raw maps, alignment with the image, and an untouched model."""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from matplotlib import colormaps
+from ultralytics import YOLO
+from ultralytics.data.augment import LetterBox
+
+from ultralytics_cbam.attention_maps import map_to_image, visualize
+from ultralytics_cbam.modules import CBAM, ChannelAttention, SpatialAttention
+
+IMGSZ = 96
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+# A small detector with standalone attention rows instead of CBAM.
+STANDALONE_YAML = """
+nc: 2
+backbone:
+  - [-1, 1, Conv, [16, 3, 2]]
+  - [-1, 1, ChannelAttention, [4]]
+  - [-1, 1, Conv, [32, 3, 2]]
+  - [-1, 1, SpatialAttention, [3]]
+  - [-1, 1, Conv, [64, 3, 2]]
+head:
+  - [[4], 1, Detect, [nc]]
+"""
+
+
+def png_size(path) -> tuple[int, int]:
+    """(height, width) of a PNG file, after checking that it is one."""
+    assert path.read_bytes()[:8] == PNG_SIGNATURE, f"{path} is not a PNG"
+    image = cv2.imread(str(path))
+    assert image is not None, f"{path} does not decode"
+    return image.shape[:2]
+
+
+def model_input(path, imgsz=IMGSZ) -> torch.Tensor:
+    """The image as Ultralytics' predict feeds a PyTorch model: letterboxed to a stride-32 rectangle, RGB, [0, 1]."""
+    im = LetterBox(imgsz, auto=True, stride=32)(image=cv2.imread(str(path)))
+    return torch.from_numpy(im[..., ::-1].copy()).permute(2, 0, 1)[None].float() / 255
+
+
+def capture_attention_io(model: torch.nn.Module, x: torch.Tensor) -> list[tuple[type, torch.Tensor, torch.Tensor]]:
+    """(type, input, output) of every top-level attention layer for input x, in forward order."""
+    records, handles = [], []
+    layers = [m for m in model.model if isinstance(m, (CBAM, ChannelAttention, SpatialAttention))]
+    for m in layers:
+        handles.append(m.register_forward_hook(lambda mod, i, o: records.append((type(mod), i[0].clone(), o.clone()))))
+    try:
+        with torch.inference_mode():
+            model(x)
+    finally:
+        for h in handles:
+            h.remove()
+    return records
+
+
+def flat_tensors(out) -> list[torch.Tensor]:
+    if isinstance(out, torch.Tensor):
+        return [out]
+    if isinstance(out, dict):
+        out = list(out.values())
+    return [t for o in out for t in flat_tensors(o)]
+
+
+@pytest.fixture(scope="module")
+def folder_run(trained_cbam, coco8_images, tmp_path_factory):
+    project = tmp_path_factory.mktemp("vis")
+    maps = visualize(trained_cbam, source=coco8_images[0].parent, imgsz=IMGSZ, project=str(project), name="grid")
+    return maps, project
+
+
+def test_folder_gives_one_result_per_image_with_valid_pngs(folder_run, coco8_images):
+    maps, project = folder_run
+    assert [m.path for m in maps] == [str(p) for p in coco8_images]
+    for m, path in zip(maps, coco8_images, strict=True):
+        h0, w0 = cv2.imread(str(path)).shape[:2]
+        assert m.orig_shape == (h0, w0)
+        grid, channel = m.files
+        assert grid.parent == project / "grid"
+        assert grid.name == f"{path.stem}_attention.png" and channel.name == f"{path.stem}_channel.png"
+        # the input image plus one tile per spatial map, up to 3 tiles per row, tiles at most 640 px
+        tiles = 1 + len(m.spatial)
+        gain = min(640 / max(h0, w0), 1)
+        tile_h, tile_w = round(h0 * gain), round(w0 * gain)
+        assert png_size(grid) == (math.ceil(tiles / 3) * tile_h, min(tiles, 3) * tile_w)
+        assert png_size(channel) == (200 * len(m.channel), 800)
+
+
+def test_maps_are_the_gates_the_model_applies(folder_run, trained_cbam, coco8_images):
+    maps, _ = folder_run
+    model = YOLO(trained_cbam).model.eval()
+    n_cbam = sum(isinstance(m, CBAM) for m in model.modules())
+    assert n_cbam == 4
+    for m, path in zip(maps, coco8_images, strict=True):
+        x = model_input(path)
+        assert m.input_shape == tuple(x.shape[2:])
+        records = capture_attention_io(model, x)
+        assert list(m.spatial) == list(m.channel) and len(m.spatial) == len(records) == n_cbam
+        for name, (kind, inp, out) in zip(m.spatial, records, strict=True):
+            s, c = m.spatial[name], m.channel[name]
+            assert kind is CBAM
+            assert s.dtype == np.float32 and c.dtype == np.float32
+            assert s.shape == tuple(inp.shape[2:])  # the feature map's resolution
+            assert c.shape == (inp.shape[1],)  # one weight per feature-map channel
+            assert s.min() >= 0 and s.max() <= 1 and c.min() >= 0 and c.max() <= 1
+            # CBAM(x) = x * Mc(x) * Ms(x * Mc(x)): the returned maps reproduce the layer's output
+            expected = inp * torch.from_numpy(c)[None, :, None, None] * torch.from_numpy(s)[None, None]
+            torch.testing.assert_close(out, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_map_to_image_removes_the_letterbox_padding(coco8_images):
+    for path in coco8_images:
+        image = cv2.imread(str(path))
+        letterbox = LetterBox(IMGSZ, auto=False, stride=32)
+        p = letterbox.get_params({"img": image})
+        content = np.zeros((IMGSZ, IMGSZ), dtype=np.float32)
+        content[p["top"] : IMGSZ - p["bottom"], p["left"] : IMGSZ - p["right"]] = 1
+        assert p["top"] + p["bottom"] + p["left"] + p["right"] > 0  # the test needs padding to remove
+        on_image = map_to_image(content, (IMGSZ, IMGSZ), image.shape[:2])
+        assert on_image.shape == image.shape[:2]
+        np.testing.assert_allclose(on_image, 1)  # nothing of the padding reaches the image
+        np.testing.assert_allclose(map_to_image(1 - content, (IMGSZ, IMGSZ), image.shape[:2]), 0)
+
+
+def test_per_layer_files_have_the_image_size_and_show_the_map(trained_cbam, coco8_images, tmp_path):
+    path = coco8_images[0]
+    image = cv2.imread(str(path))
+    (m,) = visualize(trained_cbam, source=path, imgsz=IMGSZ, grid=False, alpha=1.0, project=str(tmp_path), name="x")
+    layer_files = [f for f in m.files if not f.name.endswith("_channel.png")]
+    assert [f.name for f in layer_files] == [f"{path.stem}_{name}.png" for name in m.spatial]
+    for name, f in zip(m.spatial, layer_files, strict=True):
+        assert png_size(f) == image.shape[:2]
+        # with alpha 1 the pixels away from the labels and scale bar are the colour map of the upsampled map
+        saved = cv2.imread(str(f))
+        expected = colormaps["jet"](m.on_image(name))[..., 2::-1] * 255
+        h, w = image.shape[:2]
+        region = (slice(h // 3, 2 * h // 3), slice(w // 10, w // 2))
+        np.testing.assert_allclose(saved[region], expected[region], atol=1.01)
+
+
+def test_accepts_yaml_model_objects_and_batches(coco8_images, tmp_path):
+    images = [cv2.imread(str(p)) for p in coco8_images[:2]]
+    by_name = visualize("yolov8n-cbam.yaml", source=images, imgsz=64, save=False)
+    assert len(by_name) == 2 and all(len(m.spatial) == 4 for m in by_name)
+    yolo = YOLO("yolov8n-cbam.yaml")
+    from_object = visualize(yolo, source=images, imgsz=64, save=False)
+    from_module = visualize(yolo.model, source=images, imgsz=64, save=False)
+    for a, b in zip(from_object, from_module, strict=True):
+        for name in a.spatial:
+            np.testing.assert_array_equal(a.spatial[name], b.spatial[name])
+    # an RGB tensor batch in [0, 1], as predict takes it
+    batch = torch.cat([F.interpolate(model_input(p, 64), size=(64, 64)) for p in coco8_images[:3]])
+    from_tensor = visualize(yolo, source=batch, imgsz=64, save=False)
+    assert len(from_tensor) == 3 and all(m.orig_shape == (64, 64) for m in from_tensor)
+    assert not list(tmp_path.iterdir())  # save=False writes nothing
+
+
+def test_standalone_channel_and_spatial_layers(coco8_images, tmp_path):
+    from ultralytics.nn.tasks import DetectionModel
+
+    cfg = tmp_path / "attention-rows.yaml"
+    cfg.write_text(STANDALONE_YAML)
+    model = DetectionModel(str(cfg), verbose=False).eval()
+    (m,) = visualize(model, source=coco8_images[0], imgsz=64, project=str(tmp_path), name="standalone")
+    assert list(m.channel) == ["layer1"] and list(m.spatial) == ["layer3"]
+    records = capture_attention_io(model, model_input(coco8_images[0], 64))
+    (ca, ca_in, ca_out), (sa, sa_in, sa_out) = records
+    assert (ca, sa) == (ChannelAttention, SpatialAttention)
+    assert m.channel["layer1"].shape == (ca_in.shape[1],) and m.spatial["layer3"].shape == tuple(sa_in.shape[2:])
+    torch.testing.assert_close(ca_out, ca_in * torch.from_numpy(m.channel["layer1"])[None, :, None, None])
+    torch.testing.assert_close(sa_out, sa_in * torch.from_numpy(m.spatial["layer3"])[None, None])
+    assert [f.name for f in m.files] == [f"{coco8_images[0].stem}_attention.png", f"{coco8_images[0].stem}_channel.png"]
+    assert png_size(m.files[1]) == (200, 800)
+
+
+def test_leaves_the_model_unchanged(coco8_images):
+    model = YOLO("yolov8n-cbam.yaml").model
+    model.train()
+    model.model[0].eval()  # a mixed state must come back as it was
+    modes = [m.training for m in model.modules()]
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    x = model_input(coco8_images[0], 64)
+    model.eval()
+    with torch.no_grad():
+        before = flat_tensors(model(x))
+    model.train()
+    model.model[0].eval()
+
+    visualize(model, source=coco8_images[:2], imgsz=64, save=False)
+
+    assert [m.training for m in model.modules()] == modes
+    assert all(not m._forward_hooks and not m._forward_pre_hooks for m in model.modules())
+    after_state = model.state_dict()
+    assert all(torch.equal(state[k], after_state[k]) for k in state)
+    model.eval()
+    with torch.no_grad():
+        after = flat_tensors(model(x))
+    assert len(before) == len(after) and all(torch.equal(a, b) for a, b in zip(before, after, strict=True))
+
+
+def test_normalize_changes_only_the_pictures(trained_cbam, coco8_images, tmp_path):
+    kwargs = {"source": coco8_images[0], "imgsz": 64, "project": str(tmp_path)}
+    (plain,) = visualize(trained_cbam, name="plain", **kwargs)
+    (stretched,) = visualize(trained_cbam, name="stretched", normalize=True, **kwargs)
+    for name in plain.spatial:
+        np.testing.assert_array_equal(plain.spatial[name], stretched.spatial[name])
+    assert not np.array_equal(cv2.imread(str(plain.files[0])), cv2.imread(str(stretched.files[0])))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"model": "yolov8n.yaml"}, ValueError, "contains no CBAM"),
+        ({"cmap": "not-a-map"}, ValueError, "cmap"),
+        ({"alpha": 1.5}, ValueError, "alpha"),
+        ({"imgsz": 0}, ValueError, "imgsz"),
+        ({"source": None}, ValueError, "source"),
+        ({"model": 3}, TypeError, "model"),
+    ],
+)
+def test_bad_arguments_are_named(kwargs, error, match, coco8_images):
+    args = {"model": "yolov8n-cbam.yaml", "source": coco8_images[0], "imgsz": 64, "save": False, **kwargs}
+    with pytest.raises(error, match=match):
+        visualize(**args)
+
+
+def test_missing_source_file_is_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nothing-here"):
+        visualize("yolov8n-cbam.yaml", source=tmp_path / "nothing-here.jpg", imgsz=64, save=False)
+
+
+def test_cli_command(trained_cbam, coco8_images, tmp_path):
+    source = coco8_images[0]
+    command = [str(Path(sys.executable).with_name("yolo-cbam")), "visualize", f"model={trained_cbam}"]
+    command += [f"source={source}", "imgsz=64", f"project={tmp_path}", "name=cli"]
+    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300, env=os.environ.copy())
+    assert result.returncode == 0, result.stderr
+    (m,) = visualize(trained_cbam, source=source, imgsz=64, save=False)
+    out = tmp_path / "cli"
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        [f"{source.stem}_attention.png", f"{source.stem}_channel.png"]
+    )
+    assert png_size(out / f"{source.stem}_channel.png") == (200 * len(m.channel), 800)
+
+
+def test_package_level_call(coco8_images):
+    import ultralytics_cbam
+
+    kwargs = {"source": coco8_images[0], "imgsz": 64, "save": False}
+    (via_package,) = ultralytics_cbam.visualize("yolov8n-cbam.yaml", **kwargs)
+    (direct,) = visualize("yolov8n-cbam.yaml", **kwargs)
+    assert list(via_package.spatial) == list(direct.spatial) == ["layer3", "layer6", "layer9", "layer13"]
+    assert [a.shape for a in via_package.spatial.values()] == [a.shape for a in direct.spatial.values()]
