@@ -47,8 +47,9 @@ def patch_tasks(tasks: ModuleType) -> None:
     """Register the CBAM layers under their YAML names and check model YAML rows before Ultralytics builds them."""
     if getattr(tasks.parse_model, "__wrapped_by_cbam__", False):
         return
-    from ultralytics_cbam import modules
+    from ultralytics_cbam import modules, transfer
 
+    transfer.install(tasks)
     for name in YAML_LAYER_NAMES:
         setattr(tasks, name, _yaml_layer(getattr(modules, name)))
     original = tasks.parse_model
