@@ -36,11 +36,18 @@ def patch_checks(checks: ModuleType) -> None:
         return original(file, *args, **kwargs)
 
     check_file.__wrapped_by_cbam__ = True
-    checks.check_file = check_file
-    # Modules that imported the function before this patch (only when activation came late) get it too.
-    for name, module in list(sys.modules.items()):
-        if name.startswith("ultralytics.") and getattr(module, "check_file", None) is original:
-            module.check_file = check_file
+    _replace_everywhere(original, check_file)
+
+
+def _replace_everywhere(original, replacement) -> None:
+    """Rebind `original` to `replacement` in every loaded Ultralytics module that holds it under its name.
+
+    Only modules loaded before the patch (activation after Ultralytics was imported) can hold the original.
+    """
+    name = original.__name__
+    for module_name, module in list(sys.modules.items()):
+        if module_name.split(".")[0] == "ultralytics" and getattr(module, name, None) is original:
+            setattr(module, name, replacement)
 
 
 def patch_tasks(tasks: ModuleType) -> None:
@@ -61,6 +68,16 @@ def patch_tasks(tasks: ModuleType) -> None:
 
     checked_parse_model.__wrapped_by_cbam__ = True
     tasks.parse_model = checked_parse_model
+
+    original_guess = tasks.guess_model_task
+
+    @functools.wraps(original_guess)
+    def guess_model_task(model):
+        if isinstance(model, dict):
+            check_output_row(model)
+        return original_guess(model)
+
+    _replace_everywhere(original_guess, guess_model_task)
     _allow_in_restricted_loading(tasks, modules)
 
 
@@ -105,6 +122,18 @@ def check_model_dict(d: dict, namespace: dict) -> None:
         for x in [f] if not isinstance(f, list) else f:
             if isinstance(x, bool) or not isinstance(x, int) or not _valid_from(x, i):
                 raise ModelYAMLError(f"{where}: 'from' index {x!r} does not name an earlier layer")
+
+
+def check_output_row(d: dict) -> None:
+    """Raise ModelYAMLError if the last row is a CBAM layer: Ultralytics reads the task from the output row."""
+    head = d.get("head")
+    last = head[-1] if isinstance(head, list) and head else None
+    if isinstance(last, (list, tuple)) and len(last) == 4 and last[2] in YAML_LAYER_NAMES:
+        i = len(d.get("backbone") or []) + len(head) - 1
+        raise ModelYAMLError(
+            f"{_source(d)}, layer {i} (head row {len(head) - 1}: {last}): the last row must be the output layer "
+            f"(Detect, Segment, Pose, OBB or Classify), not {last[2]}; put {last[2]} before it"
+        )
 
 
 def _valid_from(x: int, i: int) -> bool:

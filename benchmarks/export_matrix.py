@@ -1,0 +1,227 @@
+"""Try every Ultralytics export format on a CBAM model and write a Markdown status table.
+
+Each format runs in its own process (a crash or hang in one exporter cannot stop the others), offline and, unless
+``--autoinstall`` is given, with Ultralytics' auto-install off, so the environment is never changed: a format whose
+packages are missing is reported as such. An exported model is then loaded with Ultralytics' AutoBackend and run on a
+real image; its raw output is compared with the PyTorch model's (max abs difference over box pixels and scores).
+
+Usage:
+    python benchmarks/export_matrix.py                      # untrained yolov8n-cbam, imgsz 64
+    python benchmarks/export_matrix.py --weights best.pt --imgsz 160 --table export_matrix.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+MISSING = re.compile(r"requirements? (\[.*?\]) not found, AutoUpdate disabled")
+
+
+def _image(imgsz: int, path: Path | None):
+    """A real photograph (or a cbam-shapes scene) as a (1, 3, imgsz, imgsz) RGB float tensor."""
+    import cv2
+    import numpy as np
+    import torch
+
+    if path is not None:
+        bgr = cv2.imread(str(path))
+    else:
+        from ultralytics_cbam.shapes import scene
+
+        bgr = scene(0, "val", 0)[0]
+    rgb = cv2.resize(bgr, (imgsz, imgsz))[..., ::-1].transpose(2, 0, 1)
+    return torch.from_numpy(np.ascontiguousarray(rgb))[None].float() / 255
+
+
+def _first(y):
+    y = y[0] if isinstance(y, (list, tuple)) else y
+    return y if not isinstance(y, (list, tuple)) else _first(y)
+
+
+def _onnx2tf_calibration_file() -> None:
+    """Write the calibration sample that Ultralytics' TensorFlow export otherwise downloads, from cbam-shapes scenes."""
+    import cv2
+    import numpy as np
+
+    from ultralytics_cbam.shapes import scene
+
+    path = Path("calibration_image_sample_data_20x128x128x3_float32.npy")
+    if not path.exists():
+        images = [cv2.resize(scene(0, "val", i)[0], (128, 128))[..., ::-1] for i in range(20)]
+        np.save(path, (np.stack(images) / 255).astype(np.float32))
+
+
+def try_format(fmt: str, weights: Path, imgsz: int, image: Path | None, data: str | None, out: Path) -> None:
+    """Export `weights` to `fmt`, run the result and compare it with PyTorch; writes what it got to `out` as JSON.
+
+    Runs inside a worker process. `out` is rewritten after each step, so a later failure keeps what succeeded.
+    """
+    import numpy as np
+    import torch
+    from ultralytics import YOLO
+    from ultralytics.nn.autobackend import AutoBackend
+
+    x = _image(imgsz, image)
+    with torch.no_grad():
+        reference = _first(YOLO(weights).model.fuse().float().eval()(x)).numpy()
+    _onnx2tf_calibration_file()
+    t = time.perf_counter()
+    exported = YOLO(weights).export(format=fmt, imgsz=imgsz, device="cpu", **({"data": data} if data else {}))
+    result = {"exported": str(exported), "export_s": round(time.perf_counter() - t, 1)}
+    out.write_text(json.dumps(result))
+    backend = AutoBackend(exported, device=torch.device("cpu"), fp16=False)
+    with torch.no_grad():
+        y = _first(backend(x))
+    y = y.cpu().numpy() if isinstance(y, torch.Tensor) else np.asarray(y)
+    if y.shape != reference.shape:
+        result["error"] = f"output shape {y.shape}, PyTorch {reference.shape}"
+    else:
+        result["max_abs_diff"] = float(np.abs(y - reference).max())
+    out.write_text(json.dumps(result))
+
+
+def _worker(args: argparse.Namespace) -> None:
+    out = Path(args.result)
+    try:
+        try_format(args.one, args.weights, args.imgsz, args.image, args.data, out)
+    except BaseException as e:  # keep the reason next to whatever succeeded
+        partial = json.loads(out.read_text()) if out.exists() else {}
+        out.write_text(json.dumps({**partial, "error": f"{type(e).__name__}: {e}".splitlines()[0][:300]}))
+        raise
+
+
+def _reason(result: dict, log: str) -> str:
+    """The error of a failed step; for an exporter that just exited, the last error its log shows."""
+    error = result.get("error", "no result (crashed or timed out)")
+    if error.startswith("SystemExit"):
+        logged = [line.strip() for line in log.splitlines() if re.search(r"\w+(Error|Exception): ", line)]
+        error = logged[-1][:300] if logged else error
+    return error
+
+
+def _status(fmt_row: dict, result: dict, log: str) -> str:
+    missing = sorted({f"`{pkg}`" for found in MISSING.findall(log) for pkg in ast.literal_eval(found)})
+    if "max_abs_diff" in result:
+        return f"✅ exports and runs; max abs diff vs PyTorch {result['max_abs_diff']:.1e}"
+    if "exported" in result:
+        return f"⚠️ exports; running it here failed ({_reason(result, log)})"
+    if missing:
+        return f"➖ not installed here: needs {', '.join(missing)}"
+    if not fmt_row["CPU"] and fmt_row["GPU"]:
+        return f"➖ needs an NVIDIA GPU ({_reason(result, log)})"
+    return f"❌ export failed: {_reason(result, log)}"
+
+
+def _try_in_worker(fmt_row: dict, weights: Path, args: argparse.Namespace) -> tuple[dict, str]:
+    """Run one export in a fresh process in a scratch folder; returns its result and log."""
+    fmt = fmt_row["Argument"]
+    work = Path(tempfile.mkdtemp(prefix=f"export-{fmt}-"))
+    copy = Path(shutil.copy(weights, work / weights.name))
+    result_file = work / "result.json"
+    command = [sys.executable, __file__, "--one", fmt, "--weights", str(copy), "--imgsz", str(args.imgsz)]
+    command += ["--result", str(result_file)] + (["--image", str(args.image)] if args.image else [])
+    command += ["--data", args.data] if args.data and "data" in fmt_row["Arguments"] else []
+    env = {**os.environ, "YOLO_OFFLINE": "1", "YOLO_AUTOINSTALL": str(args.autoinstall)}
+    try:
+        done = subprocess.run(command, cwd=work, env=env, capture_output=True, text=True, timeout=args.timeout)
+        log = done.stdout + done.stderr
+    except subprocess.TimeoutExpired as e:
+        log = f"{e.stdout or ''}{e.stderr or ''}\ntimed out after {args.timeout} s"
+    result = json.loads(result_file.read_text()) if result_file.exists() else {}
+    if "error" not in result and "timed out" in log[-100:]:
+        result["error"] = f"timed out after {args.timeout} s"
+    shutil.rmtree(work, ignore_errors=True)
+    return result, log
+
+
+def run_matrix(models: dict[str, Path], args: argparse.Namespace) -> list[dict]:
+    """Try each format (or those in ``args.formats``) on each model; returns one row per format."""
+    from ultralytics.engine.exporter import export_formats
+
+    formats = export_formats()
+    only = set(args.formats.split(",")) if args.formats else None
+    rows = []
+    for row in (dict(zip(formats, values, strict=True)) for values in zip(*formats.values(), strict=True)):
+        if row["Argument"] == "-" or (only and row["Argument"] not in only):  # "-": the PyTorch checkpoint itself
+            continue
+        line = {"format": row["Format"], "argument": row["Argument"]}
+        for name, weights in models.items():
+            t = time.perf_counter()
+            result, log = _try_in_worker(row, weights, args)
+            line[name] = _status(row, result, log)
+            if args.logs:
+                args.logs.mkdir(parents=True, exist_ok=True)
+                (args.logs / f"{row['Argument']}-{weights.stem}.log").write_text(log)
+            print(f"{row['Format']:<22} {name:<14} {line[name]}  ({time.perf_counter() - t:.0f} s)", flush=True)
+        rows.append(line)
+    return rows
+
+
+def markdown(rows: list[dict], models: list[str], note: str) -> str:
+    header = ["format", "`format=`", *models]
+    lines = [note, "", f"| {' | '.join(header)} |", f"|{' --- |' * len(header)}"]
+    for r in rows:
+        cells = [r["format"], f"`{r['argument']}`", *(r[m].replace("|", "/") for m in models)]
+        lines.append(f"| {' | '.join(cells)} |")
+    return "\n".join(lines) + "\n"
+
+
+def _versions() -> str:
+    import platform
+
+    import torch
+    import ultralytics
+
+    return f"ultralytics {ultralytics.__version__}, torch {torch.__version__}, Python {platform.python_version()}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--weights", type=Path, help="CBAM checkpoint (default: an untrained yolov8n-cbam)")
+    parser.add_argument("--imgsz", type=int, default=64)
+    parser.add_argument("--image", type=Path, help="image to run (default: a cbam-shapes scene)")
+    parser.add_argument("--data", help="calibration data for formats that take it (default: cbam-shapes.yaml)")
+    parser.add_argument("--formats", help="comma-separated format arguments to try (default: all)")
+    parser.add_argument("--no-stock", action="store_true", help="skip the stock yolov8n column")
+    parser.add_argument("--timeout", type=int, default=600, help="seconds allowed per export")
+    parser.add_argument("--autoinstall", action="store_true", help="let Ultralytics pip-install missing packages")
+    parser.add_argument("--logs", type=Path, help="folder for each export's full log")
+    parser.add_argument("--table", type=Path, help="write the Markdown table here too")
+    parser.add_argument("--one", help=argparse.SUPPRESS)
+    parser.add_argument("--result", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        _worker(args)
+        return
+    os.environ.setdefault("YOLO_OFFLINE", "1")
+    args.data = args.data or "cbam-shapes.yaml"
+    from ultralytics import YOLO
+
+    scratch = Path(tempfile.mkdtemp(prefix="export-matrix-"))
+    models = {"yolov8n-cbam": args.weights.resolve() if args.weights else scratch / "yolov8n-cbam.pt"}
+    if not args.weights:
+        YOLO("yolov8n-cbam.yaml").save(models["yolov8n-cbam"])
+    if not args.no_stock:  # same export on the stock model tells CBAM problems from environment problems
+        models["stock yolov8n"] = scratch / "yolov8n.pt"
+        YOLO("yolov8n.yaml").save(models["stock yolov8n"])
+    rows = run_matrix(models, args)
+    which = f"`{args.weights.name}`" if args.weights else "untrained"
+    note = f"Export at imgsz {args.imgsz}, CPU, offline; yolov8n-cbam {which}; {_versions()}."
+    table = markdown(rows, list(models), note)
+    print(table)
+    if args.table:
+        args.table.write_text(table)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,81 @@
+"""Exported CBAM models (ONNX static and dynamic, TorchScript) compute what the PyTorch model computes."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import onnx
+import onnxruntime
+import pytest
+import torch
+from ultralytics import YOLO
+
+IMGSZ = 64
+# Max abs difference allowed between an exported model's output and PyTorch's, over box coordinates (pixels) and
+# class scores. float32 kernels differ only in summation order, which stays orders of magnitude below this.
+EXPORT_TOLERANCE = 1e-3
+
+
+def batch(paths: list[Path], size: int, n: int = 1) -> torch.Tensor:
+    """`n` real photographs resized to size x size, as an RGB float batch in [0, 1]."""
+    images = [cv2.resize(cv2.imread(str(p)), (size, size))[..., ::-1] for p in paths[:n]]
+    return torch.from_numpy(np.ascontiguousarray(np.stack(images).transpose(0, 3, 1, 2))).float() / 255
+
+
+def pytorch_output(weights: Path, x: torch.Tensor) -> np.ndarray:
+    """Output of the fused PyTorch model, as the exporter fuses it."""
+    model = YOLO(weights).model.fuse().eval()
+    with torch.no_grad():
+        return model(x)[0].numpy()
+
+
+def onnx_output(path: Path, x: torch.Tensor) -> np.ndarray:
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
+
+
+def input_dims(path: Path) -> list:
+    """The ONNX model's input dimensions: ints for static ones, names for dynamic ones."""
+    dims = onnx.load(str(path)).graph.input[0].type.tensor_type.shape.dim
+    return [d.dim_value if d.HasField("dim_value") else d.dim_param for d in dims]
+
+
+@pytest.fixture
+def weights(trained_cbam, tmp_path) -> Path:
+    """A private copy of the trained checkpoint, so each export writes beside its own copy."""
+    return Path(shutil.copy(trained_cbam, tmp_path / "best.pt"))
+
+
+def assert_close(got: np.ndarray, expected: np.ndarray) -> None:
+    assert got.shape == expected.shape
+    assert np.abs(got - expected).max() <= EXPORT_TOLERANCE
+
+
+def test_onnx_static_matches_pytorch(weights, coco8_images):
+    path = Path(YOLO(weights).export(format="onnx", imgsz=IMGSZ, dynamic=False))
+    assert input_dims(path) == [1, 3, IMGSZ, IMGSZ]
+    x = batch(coco8_images, IMGSZ)
+    assert_close(onnx_output(path, x), pytorch_output(weights, x))
+
+
+def test_onnx_dynamic_runs_at_several_sizes(weights, coco8_images):
+    path = Path(YOLO(weights).export(format="onnx", imgsz=IMGSZ, dynamic=True))
+    assert all(isinstance(d, str) for d in input_dims(path)[:1] + input_dims(path)[2:])
+    for n, size in ((1, 64), (1, 96), (2, 128), (1, 160)):
+        x = batch(coco8_images, size, n)
+        expected = pytorch_output(weights, x)
+        anchors = sum((size // s) ** 2 for s in (8, 16, 32))
+        assert expected.shape[0] == n and expected.shape[2] == anchors
+        assert_close(onnx_output(path, x), expected)
+
+
+def test_torchscript_matches_pytorch(weights, coco8_images):
+    path = Path(YOLO(weights).export(format="torchscript", imgsz=IMGSZ))
+    x = batch(coco8_images, IMGSZ)
+    with torch.no_grad():
+        got = torch.jit.load(str(path), map_location="cpu")(x)
+    got = (got[0] if isinstance(got, (list, tuple)) else got).numpy()
+    assert_close(got, pytorch_output(weights, x))
