@@ -1,11 +1,28 @@
-"""CBAM: Convolutional Block Attention Module (Woo et al., ECCV 2018)."""
+"""CBAM: Convolutional Block Attention Module (Woo et al., ECCV 2018).
+
+The maths is the paper's; the code skips work the maths does not need. Both channel descriptors go through the shared
+MLP in one pass (as a matrix product), pooling uses plain ``mean``/``amax`` reductions, and the 2 -> 1 spatial
+convolution runs on CPU kernels that suit two channels. ``CBAM`` then has three paths:
+
+* without autograd (``no_grad``, ``inference_mode``, frozen weights): one full-size buffer, gated in place;
+* with autograd: one hand-written backward instead of a dozen generic ones. It routes the max-pooling gradient as
+  autograd does for ``amax`` (tied maxima share it evenly) and touches each full-size tensor only a few times;
+* the plain formula, op by op, for tracing, ONNX export, ``torch.compile``, functorch transforms, autocast, hooks on
+  the ``channel``/``spatial`` sub-modules, mixed dtypes and double backward.
+
+``use_compiled_cbam()`` opts in to a ``torch.compile``-fused CBAM.
+"""
 
 from __future__ import annotations
 
-import torch
-from torch import nn
+from typing import NamedTuple
 
-__all__ = ("CBAM", "ChannelAttention", "SpatialAttention", "hidden_channels")
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.modules import module as nn_module
+
+__all__ = ("CBAM", "ChannelAttention", "SpatialAttention", "hidden_channels", "use_compiled_cbam")
 
 
 def _positive_int(name: str, value: object, *, odd: bool = False) -> int:
@@ -23,7 +40,7 @@ def hidden_channels(channels: int, reduction: int) -> int:
 
 def _check_input(module: nn.Module, x: torch.Tensor, channels: int | None = None) -> None:
     """Raise a readable error for inputs that are not (N, C, H, W) maps with the expected C."""
-    if torch.jit.is_tracing() or torch.jit.is_scripting() or torch.compiler.is_compiling():
+    if _is_graph_capture():
         return
     name = type(module).__name__
     if x.dim() != 4:
@@ -32,6 +49,13 @@ def _check_input(module: nn.Module, x: torch.Tensor, channels: int | None = None
         raise ValueError(
             f"{name} was built for {channels} channels but got {x.shape[1]} (input shape {tuple(x.shape)})"
         )
+
+
+def _is_graph_capture() -> bool:
+    """True while tracing, scripting or compiling: the code then runs to record a graph, not only to compute."""
+    compiler = getattr(torch, "compiler", None)
+    compiling = compiler is not None and hasattr(compiler, "is_compiling") and compiler.is_compiling()
+    return torch.jit.is_tracing() or torch.jit.is_scripting() or compiling
 
 
 class ChannelAttention(nn.Module):
@@ -57,9 +81,11 @@ class ChannelAttention(nn.Module):
     def gate(self, x: torch.Tensor) -> torch.Tensor:
         """Channel weights in [0, 1], shape (N, C, 1, 1)."""
         _check_input(self, x, self.channels)
-        # The shared MLP is pointwise, so both descriptors go through it in one pass side by side along W.
-        pooled = torch.cat((x.mean((2, 3), keepdim=True), x.amax((2, 3), keepdim=True)), dim=3)
-        return self.fc2(self.act(self.fc1(pooled))).sum(3, keepdim=True).sigmoid()
+        return self._weights(_channel_descriptors(x, _matmul_means(x, _fast_context(x))))[:, :, None, None]
+
+    def _weights(self, descriptors: torch.Tensor) -> torch.Tensor:
+        """(N, 2, C) descriptors -> (N, C) weights."""
+        return _mlp(self, descriptors).sum(1).sigmoid()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Scale each channel of `x` by its attention weight."""
@@ -84,11 +110,17 @@ class SpatialAttention(nn.Module):
     def gate(self, x: torch.Tensor) -> torch.Tensor:
         """Spatial weights in [0, 1], shape (N, 1, H, W)."""
         _check_input(self, x)
-        return self.conv(torch.cat((x.mean(1, keepdim=True), x.amax(1, keepdim=True)), dim=1)).sigmoid()
+        fast = _fast_context(x)
+        route = _conv_route(self.conv, x, fast)
+        return self._weights(_spatial_descriptors(x, _matmul_means(x, fast)), route)
+
+    def _weights(self, descriptors: torch.Tensor, route: str) -> torch.Tensor:
+        """(N, 2, H, W) descriptors -> (N, 1, H, W) weights, the convolution on kernels chosen by `route`."""
+        return _descriptor_conv(self.conv, descriptors, route).sigmoid()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Scale each position of `x` by its attention weight."""
-        return _scale(x, self.gate(x), inplace=False)
+        return x * self.gate(x)
 
     def extra_repr(self) -> str:
         return f"kernel_size={self.kernel_size}"
@@ -111,14 +143,358 @@ class CBAM(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Refine `x` with channel, then spatial attention."""
-        y = self.channel(x)  # a new tensor, so the spatial gate may overwrite it when autograd does not need it
-        return _scale(y, self.spatial.gate(y), inplace=True)
+        _check_input(self, x, self.channel.channels)
+        if _COMPILED.enabled and not _is_graph_capture():
+            return _compiled_cbam(self, x)
+        params = _parameters(self)
+        if params is None or not _fast_context(x) or _needs_plain_path(self, x, params):
+            return _plain_cbam(self, x)
+        plan = _Plan(_matmul_means(x, True), _conv_route(self.spatial.conv, x, True))
+        if torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in params)):
+            return _CBAMFunction.apply(x, self, plan, *params)
+        return _inference_cbam(self, x, plan)
 
 
-def _scale(x: torch.Tensor, gate: torch.Tensor, inplace: bool) -> torch.Tensor:
-    """Return x * gate, writing into x when allowed and no gradient can need the original x."""
-    needs_grad = torch.is_grad_enabled() and (x.requires_grad or gate.requires_grad)
-    traced = torch.jit.is_tracing() or torch.jit.is_scripting()
-    if inplace and not needs_grad and not traced and x.dtype == torch.promote_types(x.dtype, gate.dtype):
-        return x.mul_(gate)
-    return x * gate
+# --- when the fast kernels apply --------------------------------------------------------------------------------
+
+# From this many pixels per map (H * W) on, means as matrix products read the input faster than mean reductions.
+_MATMUL_MEAN_MIN_PIXELS = 1600
+# From this many output pixels (N * H * W) on, the folded depthwise kernels beat the stock ones on CPU.
+_FOLDED_CONV_MIN_PIXELS = 6400
+
+
+class _Plan(NamedTuple):
+    """Kernel choices for one CBAM call, made once from the input."""
+
+    matmul_means: bool  # means as matrix products (see _matmul_means)
+    conv_route: str  # kernels of the spatial convolution (see _conv_route)
+
+
+def _fast_context(x: torch.Tensor) -> bool:
+    """No graph being recorded, no autocast, no functorch transform: where the hand-picked kernels run."""
+    if _is_graph_capture() or _autocast_enabled(x.device.type):
+        return False
+    transforms = getattr(torch._C, "_are_functorch_transforms_active", None)
+    return transforms is None or not transforms()
+
+
+def _matmul_means(x: torch.Tensor, fast: bool) -> bool:
+    """Whether means may run as matrix products: large float32 NCHW maps on CPU, in a fast context."""
+    return (
+        fast
+        and x.device.type == "cpu"
+        and x.dtype == torch.float32
+        and x.shape[2] * x.shape[3] >= _MATMUL_MEAN_MIN_PIXELS
+        and x.numel() > 0
+        and x.is_contiguous()
+    )
+
+
+def _conv_route(conv: nn.Module, x: torch.Tensor, fast: bool) -> str:
+    """Kernels for the spatial convolution over maps the size of `x`: 'folded' or 'small' (CPU), else 'module'."""
+    if not fast or x.device.type != "cpu" or x.dtype != torch.float32 or type(conv) is not nn.Conv2d:
+        return "module"
+    if conv.weight.dtype != torch.float32 or _has_hooks(conv):
+        return "module"
+    return "folded" if x.shape[0] * x.shape[2] * x.shape[3] >= _FOLDED_CONV_MIN_PIXELS else "small"
+
+
+def _has_hooks(*modules: nn.Module) -> bool:
+    """Hooks that only a call through the module would run (FLOP counters, profilers, user hooks)."""
+    return bool(_GLOBAL_HOOKS[0] or _GLOBAL_HOOKS[1]) or any(m._forward_hooks or m._forward_pre_hooks for m in modules)
+
+
+_GLOBAL_HOOKS = tuple(getattr(nn_module, name, {}) for name in ("_global_forward_hooks", "_global_forward_pre_hooks"))
+
+
+def _autocast_enabled(device_type: str) -> bool:
+    if hasattr(torch, "get_autocast_dtype"):  # torch >= 2.4
+        try:
+            return torch.is_autocast_enabled(device_type)
+        except RuntimeError:  # a device type without autocast
+            return False
+    if device_type == "cpu":
+        return torch.is_autocast_cpu_enabled()
+    return device_type == "cuda" and torch.is_autocast_enabled()
+
+
+# --- descriptors and gates -----------------------------------------------------------------------------------------
+
+
+def _channel_descriptors(x: torch.Tensor, matmul: bool) -> torch.Tensor:
+    """Average- and max-pooled (over H, W) descriptors: shape (N, 2, C)."""
+    if matmul:  # a matrix-vector product reads x faster than the mean reduction
+        n, c, h, w = x.shape
+        mean = torch.matmul(x.view(n, c, h * w), x.new_full((h * w,), 1 / (h * w)))
+    else:
+        mean = x.mean((2, 3))
+    return torch.stack((mean, x.amax((2, 3))), dim=1)
+
+
+def _spatial_descriptors(x: torch.Tensor, matmul: bool) -> torch.Tensor:
+    """Average- and max-pooled (over C) descriptors stacked along C: shape (N, 2, H, W)."""
+    if matmul:
+        n, c, h, w = x.shape
+        mean = torch.matmul(x.new_full((1, c), 1 / c), x.view(n, c, h * w)).view(n, 1, h, w)
+    else:
+        mean = x.mean(1, keepdim=True)
+    return torch.cat((mean, x.amax(1, keepdim=True)), dim=1)
+
+
+def _channel_sum(t: torch.Tensor, matmul: bool) -> torch.Tensor:
+    """t.sum(1, keepdim=True), as a matrix product if `matmul`."""
+    if not matmul:
+        return t.sum(1, keepdim=True)
+    n, c, h, w = t.shape
+    return torch.matmul(t.new_ones((1, c)), t.view(n, c, h * w)).view(n, 1, h, w)
+
+
+def _mlp(channel: ChannelAttention, descriptors: torch.Tensor) -> torch.Tensor:
+    """The shared MLP on both (N, 2, C) descriptors at once; its 1x1 convs act as matrix products on C."""
+    fc1, fc2 = channel.fc1, channel.fc2
+    if type(fc1) is not nn.Conv2d or type(fc2) is not nn.Conv2d or _has_hooks(fc1, fc2, channel.act):
+        pooled = descriptors.transpose(1, 2)[:, :, None, :]  # (N, C, 1, 2), for hooks and replaced modules
+        return fc2(channel.act(fc1(pooled)))[:, :, 0, :].transpose(1, 2)
+    hidden = F.linear(descriptors, _matrix(fc1.weight), fc1.bias).relu_()
+    return F.linear(hidden, _matrix(fc2.weight), fc2.bias)
+
+
+def _matrix(weight: torch.Tensor) -> torch.Tensor:
+    """A 1x1 conv weight (out, in, 1, 1) as an (out, in) matrix."""
+    return weight.view(weight.shape[0], weight.shape[1])
+
+
+# --- the spatial gate's 2 -> 1 convolution -------------------------------------------------------------------------
+
+
+def _descriptor_conv(conv: nn.Conv2d, descriptors: torch.Tensor, route: str) -> torch.Tensor:
+    """`conv(descriptors)` for the 2 -> 1 spatial convolution.
+
+    Stock CPU kernels vectorise over channels, which a 2 -> 1 convolution does not have. For large maps each input
+    channel runs as one channel of a depthwise convolution over the whole batch; for small ones the im2col kernel
+    has the least overhead.
+    """
+    if route == "module":
+        return conv(descriptors)
+    if route == "small":
+        k = conv.kernel_size[0]
+        return torch.ops.aten.thnn_conv2d(descriptors, conv.weight, [k, k], None, [1, 1], [k // 2, k // 2])
+    if torch.is_grad_enabled() and (descriptors.requires_grad or conv.weight.requires_grad):
+        return _FoldedConv.apply(descriptors, conv.weight)
+    return _folded_conv(descriptors, conv.weight)
+
+
+def _depthwise(maps: torch.Tensor, kernels: torch.Tensor) -> torch.Tensor:
+    """Each channel c of `maps` (N, C, H, W) cross-correlated with `kernels[0, c]` ('same' padding), no sum over C."""
+    n, c, h, w = maps.shape
+    k = kernels.shape[-1]
+    per_channel = kernels.reshape(c, 1, k, k).repeat(n, 1, 1, 1)
+    out = F.conv2d(maps.reshape(1, n * c, h, w), per_channel, padding=k // 2, groups=n * c)
+    return out.view(n, c, h, w)
+
+
+def _folded_conv(descriptors: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    per_channel = _depthwise(descriptors, weight)
+    return per_channel[:, :1] + per_channel[:, 1:]
+
+
+def _conv_backward(
+    weight: torch.Tensor, route: str, descriptors: torch.Tensor, grad: torch.Tensor, need_weight: bool
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Gradients of the convolution for the descriptors and (if asked) the weight, on the forward's route."""
+    k = weight.shape[-1]
+    padding = [k // 2, k // 2]
+    if route == "folded":
+        d_descriptors = _depthwise(grad.expand(-1, 2, -1, -1), weight.flip(2, 3))  # correlation with flipped kernel
+        d_weight = None
+        if need_weight:  # the stock kernel is fast for this part in channels-last layout
+            cl = torch.channels_last
+            grad, descriptors = grad.contiguous(memory_format=cl), descriptors.contiguous(memory_format=cl)
+            d_weight = torch.ops.aten.convolution_backward(
+                grad, descriptors, weight.contiguous(memory_format=cl), None, [1, 1], padding, [1, 1], False, [0, 0],
+                1, [False, True, False],
+            )[1].contiguous()  # fmt: skip
+        return d_descriptors, d_weight
+    mask = [True, need_weight, False]
+    if route == "small":
+        d_descriptors, d_weight, _ = torch.ops.aten._slow_conv2d_backward(
+            grad, descriptors, weight, [k, k], [1, 1], padding, mask
+        )
+    else:
+        d_descriptors, d_weight, _ = torch.ops.aten.convolution_backward(
+            grad, descriptors, weight, None, [1, 1], padding, [1, 1], False, [0, 0], 1, mask
+        )
+    return d_descriptors, d_weight
+
+
+class _FoldedConv(torch.autograd.Function):
+    """The folded 2 -> 1 convolution, with a backward that also keeps clear of the stock two-channel kernels."""
+
+    @staticmethod
+    def forward(ctx, descriptors: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(descriptors, weight)
+        return _folded_conv(descriptors, weight)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        descriptors, weight = ctx.saved_tensors
+        return _conv_backward(weight, "folded", descriptors, grad, ctx.needs_input_grad[1])
+
+
+# --- the three paths -----------------------------------------------------------------------------------------------
+
+
+def _parameters(cbam: CBAM) -> tuple[torch.Tensor, ...] | None:
+    """The layer's parameters in a fixed order, or None if its sub-modules were replaced by other kinds."""
+    fc1, fc2, conv = cbam.channel.fc1, cbam.channel.fc2, cbam.spatial.conv
+    if not (type(fc1) is type(fc2) is type(conv) is nn.Conv2d):
+        return None
+    return tuple(p for p in (fc1.weight, fc1.bias, fc2.weight, fc2.bias, conv.weight) if p is not None)
+
+
+def _needs_plain_path(cbam: CBAM, x: torch.Tensor, params: tuple[torch.Tensor, ...]) -> bool:
+    """Mixed dtypes and hooks on the sub-modules get the plain formula."""
+    return any(p.dtype != x.dtype for p in params) or _has_hooks(cbam.channel, cbam.spatial)
+
+
+def _plain_cbam(cbam: CBAM, x: torch.Tensor) -> torch.Tensor:
+    """The paper's formula, op by op."""
+    y = cbam.channel(x)
+    return y * cbam.spatial.gate(y)
+
+
+def _inference_cbam(cbam: CBAM, x: torch.Tensor, plan: _Plan) -> torch.Tensor:
+    """Forward without autograd: one full-size allocation, the spatial gate applied in place."""
+    y = x * cbam.channel._weights(_channel_descriptors(x, plan.matmul_means))[:, :, None, None]
+    return y.mul_(cbam.spatial._weights(_spatial_descriptors(y, plan.matmul_means), plan.conv_route))
+
+
+class _CBAMFunction(torch.autograd.Function):
+    """CBAM with a hand-written backward. Inputs: x, the CBAM module, then its parameters (so autograd tracks them).
+
+    Only x and small tensors are saved: the backward recomputes y = x * c in a buffer it needs anyway, so the
+    forward can gate y in place and a training step holds one full-size tensor less.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, cbam: CBAM, plan: _Plan, *params: torch.Tensor) -> torch.Tensor:
+        channel, spatial = cbam.channel, cbam.spatial
+        channel_desc = _channel_descriptors(x, plan.matmul_means)
+        hidden = F.linear(channel_desc, _matrix(channel.fc1.weight), channel.fc1.bias).relu_()
+        channel_gate = F.linear(hidden, _matrix(channel.fc2.weight), channel.fc2.bias).sum(1).sigmoid()
+        y = x * channel_gate[:, :, None, None]
+        spatial_desc = _spatial_descriptors(y, plan.matmul_means)
+        spatial_gate = _descriptor_conv(spatial.conv, spatial_desc, plan.conv_route).sigmoid()
+        ctx.cbam, ctx.plan, ctx.params = cbam, plan, params
+        ctx.save_for_backward(x, channel_desc, hidden, channel_gate, spatial_desc, spatial_gate)
+        return y.mul_(spatial_gate)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        if torch.is_grad_enabled():  # create_graph=True: differentiate the plain formula, which autograd can redo
+            return _plain_backward(ctx, grad)
+        x, channel_desc, hidden, channel_gate, spatial_desc, spatial_gate = ctx.saved_tensors
+        fc1, fc2, conv = ctx.cbam.channel.fc1, ctx.cbam.channel.fc2, ctx.cbam.spatial.conv
+        matmul = ctx.plan.matmul_means
+        channel_gate_4d = channel_gate[:, :, None, None]
+        grads: dict[int, torch.Tensor | None] = {}
+
+        # Two full-size buffers: `scratch` for y, products and masks; `d_y`, which becomes dL/dx in place.
+        scratch = torch.mul(x, channel_gate_4d)  # y, bit for bit as in the forward
+        d_y = torch.mul(grad, scratch)
+        # out = y * s, s = sigmoid(conv([mean_c y, max_c y])): dL/ds = sum_c g * y
+        d_spatial_logit = torch.ops.aten.sigmoid_backward(_channel_sum(d_y, matmul), spatial_gate)
+        d_spatial_desc, grads[id(conv.weight)] = _conv_backward(
+            conv.weight, ctx.plan.conv_route, spatial_desc, d_spatial_logit, conv.weight.requires_grad
+        )
+        # dL/dy = g * s + d_mean / C + the max gradient routed to the maxima over C
+        torch.addcmul(d_spatial_desc[:, :1] / x.shape[1], grad, spatial_gate, out=d_y)
+        maxima_c = torch.eq(scratch, spatial_desc[:, 1:], out=scratch)  # y is not needed any more
+        _add_max_grad(d_y, maxima_c, d_spatial_desc[:, 1:], _channel_sum(maxima_c, matmul))
+
+        # y = x * c, c = sigmoid(sum over both descriptors of W2 relu(W1 d + b1) + b2): dL/dc = sum_hw dL/dy * x
+        d_channel_gate = torch.mul(d_y, x, out=scratch).sum((2, 3))
+        d_logit = torch.ops.aten.sigmoid_backward(d_channel_gate, channel_gate)  # (N, C), the same for both rows
+        if fc2.weight.requires_grad:
+            grads[id(fc2.weight)] = (d_logit.t() @ hidden.sum(1)).view_as(fc2.weight)
+        if fc2.bias is not None and fc2.bias.requires_grad:
+            grads[id(fc2.bias)] = 2 * d_logit.sum(0)
+        d_hidden = torch.ops.aten.threshold_backward(
+            (d_logit @ _matrix(fc2.weight)).unsqueeze(1).expand_as(hidden), hidden, 0
+        )
+        if fc1.weight.requires_grad:
+            grads[id(fc1.weight)] = (d_hidden.flatten(0, 1).t() @ channel_desc.flatten(0, 1)).view_as(fc1.weight)
+        if fc1.bias is not None and fc1.bias.requires_grad:
+            grads[id(fc1.bias)] = d_hidden.sum((0, 1))
+        d_x = None
+        if ctx.needs_input_grad[0]:
+            d_channel_desc = (d_hidden @ _matrix(fc1.weight))[..., None, None]  # (N, 2, C, 1, 1)
+            hw = x.shape[2] * x.shape[3]
+            d_x = torch.addcmul(d_channel_desc[:, 0] / hw, d_y, channel_gate_4d, out=d_y)
+            maxima_hw = torch.eq(x, channel_desc[:, 1, :, None, None], out=scratch)
+            _add_max_grad(d_x, maxima_hw, d_channel_desc[:, 1], maxima_hw.sum((2, 3), keepdim=True))
+        return (d_x, None, None, *(grads.get(id(p)) for p in ctx.params))
+
+
+def _add_max_grad(acc: torch.Tensor, hits: torch.Tensor, grad: torch.Tensor, count: torch.Tensor) -> None:
+    """acc += the gradient of an amax, by autograd's rule: tied maxima share it evenly.
+
+    Args:
+        acc: Gradient being accumulated, shaped like the pooled tensor.
+        hits: 1.0 where the pooled tensor equals its maximum, else 0.0.
+        grad: Gradient of the maxima, with size 1 along the pooled dimensions.
+        count: Number of maxima per pooled slice (hits summed over the pooled dimensions).
+    """
+    acc.addcmul_(hits, grad / count)
+
+
+def _plain_backward(ctx, grad: torch.Tensor) -> tuple:
+    """Backward through the plain formula, keeping the graph for higher-order derivatives."""
+    x = ctx.saved_tensors[0]
+    with torch.enable_grad():
+        x_in = x if x.requires_grad else x.detach()
+        out = _plain_cbam(ctx.cbam, x_in)
+    wanted = [t for t in (x_in, *ctx.params) if t.requires_grad]
+    grads = dict(zip(map(id, wanted), torch.autograd.grad(out, wanted, grad, create_graph=True), strict=True))
+    d_x = grads.get(id(x_in)) if ctx.needs_input_grad[0] else None
+    return (d_x, None, None, *(grads.get(id(p)) for p in ctx.params))
+
+
+# --- optional torch.compile path -----------------------------------------------------------------------------------
+
+
+class _CompiledSwitch:
+    enabled = False
+    kwargs: dict = {}  # noqa: RUF012
+    fn = None
+
+
+_COMPILED = _CompiledSwitch()
+
+
+def use_compiled_cbam(enabled: bool = True, **compile_kwargs) -> None:
+    """Run every CBAM forward (and its backward) through one ``torch.compile``-fused function, or stop doing so.
+
+    The first call per input shape compiles (seconds to minutes on a CPU); later calls reuse the kernels. Worth it
+    for long runs at fixed shapes. Keyword arguments go to ``torch.compile`` (default ``dynamic=True``).
+    """
+    if not isinstance(enabled, bool):
+        raise ValueError(f"enabled must be a bool, got {enabled!r}")
+    kwargs = {"dynamic": True, **compile_kwargs}
+    if kwargs != _COMPILED.kwargs:
+        _COMPILED.fn = None  # compiled again, with the new settings, on the next call
+    _COMPILED.enabled, _COMPILED.kwargs = enabled, kwargs
+
+
+def _compiled_cbam(cbam: CBAM, x: torch.Tensor) -> torch.Tensor:
+    if _COMPILED.fn is None:
+        _COMPILED.fn = torch.compile(_cbam_formula, **_COMPILED.kwargs)
+    fc1, fc2, conv = cbam.channel.fc1, cbam.channel.fc2, cbam.spatial.conv
+    return _COMPILED.fn(x, fc1.weight, fc1.bias, fc2.weight, fc2.bias, conv.weight)
+
+
+def _cbam_formula(x, w1, b1, w2, b2, w_spatial) -> torch.Tensor:
+    """CBAM as one function of tensors, so that one compiled graph serves every CBAM layer."""
+    hidden = F.linear(_channel_descriptors(x, False), _matrix(w1), b1).relu()
+    y = x * F.linear(hidden, _matrix(w2), b2).sum(1).sigmoid()[:, :, None, None]
+    return y * F.conv2d(_spatial_descriptors(y, False), w_spatial, padding=w_spatial.shape[-1] // 2).sigmoid()

@@ -1,0 +1,186 @@
+"""Model level: yolov8{scale}-cbam against yolov8{scale} in eager PyTorch, ONNX Runtime and a training step."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from benchmarks.config import BenchConfig
+from benchmarks.memory import peak_memory_mib
+from benchmarks.timing import Timing, interleaved, paired_ratio
+
+PAIR = ("yolov8", "yolov8-cbam")  # (baseline, ours): the ratio is ours / baseline
+
+
+def model_names(scale: str) -> dict[str, str]:
+    """Model YAML per role, e.g. {'yolov8': 'yolov8n.yaml', 'yolov8-cbam': 'yolov8n-cbam.yaml'}."""
+    return {"yolov8": f"yolov8{scale}.yaml", "yolov8-cbam": f"yolov8{scale}-cbam.yaml"}
+
+
+def build_model(yaml: str, seed: int, device: str, fused: bool) -> torch.nn.Module:
+    """A randomly initialised DetectionModel (80 classes), fused and in eval mode for inference if asked."""
+    from ultralytics.nn.tasks import DetectionModel
+
+    torch.manual_seed(seed)
+    model = DetectionModel(yaml, nc=80, verbose=False).to(device)
+    return model.fuse(verbose=False).eval() if fused else model.train()
+
+
+def _record(device: str, scale: str, kind: str, batch: int, imgsz: int, times: dict[str, Timing]) -> dict:
+    base, ours = (times[name] for name in PAIR)
+    return {
+        "device": device,
+        "scale": scale,
+        "kind": kind,
+        "batch": batch,
+        "imgsz": imgsz,
+        "times": {name: t.as_dict() for name, t in times.items()},
+        "ratio": round(paired_ratio(ours, base), 4),
+        "ratio_of_minima": round(ours.min_ms / base.min_ms, 4),
+    }
+
+
+def eager_inference(cfg: BenchConfig, device: str, scale: str, progress: Callable[[str], None]) -> list[dict]:
+    """Fused eager PyTorch inference under inference_mode, one record per batch size."""
+    models = {role: build_model(yaml, cfg.seed, device, fused=True) for role, yaml in model_names(scale).items()}
+    records = []
+    for batch in cfg.model_batches:
+        progress(f"model yolov8{scale} eager inference batch {batch}")
+        x = torch.rand(batch, 3, cfg.imgsz, cfg.imgsz, device=device)
+
+        def run(model=None, x=x):
+            with torch.inference_mode():
+                return model(x)
+
+        candidates = {role: (lambda m=m: run(m)) for role, m in models.items()}
+        times = interleaved(candidates, cfg.model_rounds, cfg.warmup, device=device)
+        records.append(_record(device, scale, "eager", batch, cfg.imgsz, times))
+    return records
+
+
+def onnx_inference(cfg: BenchConfig, device: str, scale: str, progress: Callable[[str], None]) -> list[dict]:
+    """ONNX Runtime inference of models exported with Ultralytics' exporter, one record per batch size."""
+    import onnxruntime as ort
+
+    providers = ["CPUExecutionProvider"]
+    if device == "cuda":
+        if "CUDAExecutionProvider" not in ort.get_available_providers():
+            return []
+        providers.insert(0, "CUDAExecutionProvider")
+    records = []
+    with tempfile.TemporaryDirectory(prefix="cbam-bench-onnx-") as tmp:
+        for batch in cfg.model_batches:
+            progress(f"model yolov8{scale} ONNX Runtime batch {batch} (export)")
+            sessions = {
+                role: _onnx_session(ort, export_onnx(yaml, Path(tmp), batch, cfg), providers, cfg.threads)
+                for role, yaml in model_names(scale).items()
+            }
+            progress(f"model yolov8{scale} ONNX Runtime batch {batch}")
+            feed = torch.rand(batch, 3, cfg.imgsz, cfg.imgsz).numpy()
+            candidates = {
+                role: (lambda s=s, feed=feed: s.run(None, {s.get_inputs()[0].name: feed}))
+                for role, s in sessions.items()
+            }
+            times = interleaved(candidates, cfg.model_rounds, cfg.warmup)
+            records.append(_record(device, scale, "onnxruntime", batch, cfg.imgsz, times))
+    return records
+
+
+def export_onnx(yaml: str, folder: Path, batch: int, cfg: BenchConfig) -> str:
+    """Export a freshly built model with Ultralytics' exporter (static shapes, onnxslim) into `folder`."""
+    from ultralytics import YOLO
+
+    torch.manual_seed(cfg.seed)
+    yolo = YOLO(yaml)
+    yolo.model.pt_path = str(folder / f"{Path(yaml).stem}-b{batch}.pt")  # where the exporter writes
+    return yolo.export(format="onnx", imgsz=cfg.imgsz, batch=batch, simplify=True, device="cpu", verbose=False)
+
+
+def _onnx_session(ort, path: str, providers: list[str], threads: int):
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(path, options, providers=providers)
+
+
+def train_step(cfg: BenchConfig, device: str, scale: str, progress: Callable[[str], None]) -> list[dict]:
+    """One optimisation step (forward, loss, backward, SGD step) on a synthetic labelled batch."""
+    progress(f"model yolov8{scale} training step batch {cfg.train_batch} at {cfg.train_imgsz}")
+    steps = {role: make_train_step(yaml, cfg, device) for role, yaml in model_names(scale).items()}
+    times = interleaved(steps, cfg.model_rounds, cfg.warmup, device=device)
+    return [_record(device, scale, "train", cfg.train_batch, cfg.train_imgsz, times)]
+
+
+def make_train_step(yaml: str, cfg: BenchConfig, device: str) -> Callable[[], object]:
+    """A closure running one training step of a fresh model on a fixed synthetic batch."""
+    from ultralytics.cfg import get_cfg
+
+    model = build_model(yaml, cfg.seed, device, fused=False)
+    model.args = get_cfg()  # loss gains (box, cls, dfl) from Ultralytics' defaults
+    batch = synthetic_batch(cfg.train_batch, cfg.train_imgsz, cfg.seed, device)
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.937, nesterov=True, weight_decay=5e-4)
+
+    def step():
+        optimizer.zero_grad(set_to_none=True)
+        loss, _ = model.loss(batch)
+        loss.sum().backward()
+        optimizer.step()
+
+    return step
+
+
+def synthetic_batch(size: int, imgsz: int, seed: int, device: str, boxes_per_image: int = 4) -> dict:
+    """Random images with random boxes in Ultralytics' batch format (normalised xywh, class, image index)."""
+    g = torch.Generator().manual_seed(seed)
+    n = size * boxes_per_image
+    xy = torch.rand(n, 2, generator=g) * 0.6 + 0.2
+    wh = torch.rand(n, 2, generator=g) * 0.3 + 0.05
+    return {
+        "img": torch.rand(size, 3, imgsz, imgsz, generator=g).to(device),
+        "batch_idx": torch.arange(size).repeat_interleave(boxes_per_image).float().to(device),
+        "cls": torch.randint(0, 80, (n, 1), generator=g).float().to(device),
+        "bboxes": torch.cat((xy, wh), 1).to(device),
+    }
+
+
+def peak_memory(cfg: BenchConfig, device: str, scale: str, progress: Callable[[str], None]) -> list[dict]:
+    """Peak memory of eager inference at the largest model batch and of one training step."""
+    progress(f"model yolov8{scale} peak memory")
+    records = []
+    batch = max(cfg.model_batches)
+    x = torch.rand(batch, 3, cfg.imgsz, cfg.imgsz, device=device)
+    inference = {}
+    for role, yaml in model_names(scale).items():
+        model = build_model(yaml, cfg.seed, device, fused=True)
+        with torch.inference_mode():
+            model(x)  # first-call allocations (e.g. Detect anchors) out of the way
+            inference[role] = peak_memory_mib(lambda m=model: m(x), device)
+    records.append(_memory_record(device, scale, "inference", batch, cfg.imgsz, inference))
+    train = {}
+    for role, yaml in model_names(scale).items():
+        step = make_train_step(yaml, cfg, device)
+        step()  # optimizer state and gradients exist from here on, as in training
+        train[role] = peak_memory_mib(step, device)
+    records.append(_memory_record(device, scale, "train", cfg.train_batch, cfg.train_imgsz, train))
+    return records
+
+
+def _memory_record(device: str, scale: str, kind: str, batch: int, imgsz: int, mib: dict) -> dict:
+    base, ours = (mib[name] for name in PAIR)
+    ratio = round(ours / base, 4) if base and ours is not None else None
+    return {"device": device, "scale": scale, "kind": kind, "batch": batch, "imgsz": imgsz, "mib": mib, "ratio": ratio}
+
+
+def model_size(scale: str, imgsz: int) -> dict:
+    """Parameters and GFLOPs at `imgsz` of both models, as Ultralytics counts them."""
+    from ultralytics.utils.torch_utils import get_flops, get_num_params
+
+    out = {"scale": scale, "imgsz": imgsz}
+    for role, yaml in model_names(scale).items():
+        model = build_model(yaml, 0, "cpu", fused=False)
+        out[role] = {"params": get_num_params(model), "gflops": round(get_flops(model, imgsz), 3)}
+    return out

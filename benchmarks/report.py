@@ -1,0 +1,229 @@
+"""Speed targets, machine description, and the JSON and Markdown outputs of a benchmark run."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+
+# Targets on CPU: (description, where it applies, limit). Ratios are ours / theirs; lower is better.
+MODULE_LIMITS = {"timm": 1.0, "ultralytics": 1.0}
+PAPER_LIMIT_BATCH, PAPER_LIMIT = 16, 0.6
+MODEL_LIMITS = {("eager", 1): 1.03, ("eager", 8): 1.05, ("onnxruntime", 1): 1.03, ("onnxruntime", 8): 1.05}
+TRAIN_LIMIT = 1.08
+TARGET_SCALE = "n"
+
+
+def evaluate_targets(results: dict) -> list[dict]:
+    """Every speed target that this run measured, with the measured ratio and whether it is met."""
+    targets = []
+    for r in results.get("module", []):
+        if r["device"] != "cpu":
+            continue
+        case = f"module {r['layer']} yolov8{r['scale']} {'x'.join(map(str, r['shape']))} {r['pass']}"
+        for other, limit in MODULE_LIMITS.items():
+            targets.append(_target(f"{case}: ours / {other}", r["ratios"][other], limit))
+        if r["batch"] == PAPER_LIMIT_BATCH:
+            targets.append(_target(f"{case}: ours / paper", r["ratios"]["paper"], PAPER_LIMIT))
+    for r in results.get("model", []):
+        if r["device"] != "cpu" or r["scale"] != TARGET_SCALE:
+            continue
+        name = f"yolov8{r['scale']}-cbam / yolov8{r['scale']} {r['kind']} batch {r['batch']}"
+        if r["kind"] == "train":
+            targets.append(_target(name, r["ratio"], TRAIN_LIMIT))
+        elif (r["kind"], r["batch"]) in MODEL_LIMITS:
+            targets.append(_target(name, r["ratio"], MODEL_LIMITS[r["kind"], r["batch"]]))
+    return targets
+
+
+def _target(name: str, ratio: float, limit: float) -> dict:
+    return {"target": name, "ratio": ratio, "limit": limit, "met": ratio <= limit}
+
+
+def machine() -> dict:
+    """What the numbers were measured on."""
+    import onnxruntime
+    import timm
+    import ultralytics
+
+    info = {
+        "cpu": _cpu_name(),
+        "logical_cpus": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "ultralytics": ultralytics.__version__,
+        "onnxruntime": onnxruntime.__version__,
+        "timm": timm.__version__,
+    }
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def save(results: dict, folder: Path, name: str) -> tuple[Path, Path]:
+    """Write `<name>.json` and `<name>.md` into `folder`; return both paths."""
+    folder.mkdir(parents=True, exist_ok=True)
+    json_path, md_path = folder / f"{name}.json", folder / f"{name}.md"
+    json_path.write_text(json.dumps(results, indent=1) + "\n")
+    md_path.write_text(markdown(results))
+    return json_path, md_path
+
+
+def stamp() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+# --- Markdown --------------------------------------------------------------------------------------------------------
+
+
+def markdown(results: dict) -> str:
+    """All result tables as Markdown."""
+    meta = results["meta"]
+    m = meta["machine"]
+    lines = [
+        f"# CBAM benchmark ({meta['mode']} mode)",
+        "",
+        f"{m['cpu']}, {m['logical_cpus']} logical CPUs, {meta['threads']} torch threads"
+        + (f", GPU {m['gpu']}" if "gpu" in m else "")
+        + f"; torch {m['torch']}, ultralytics {m['ultralytics']}, onnxruntime {m['onnxruntime']}, timm {m['timm']};"
+        + f" {meta['date']}. Times are medians of interleaved samples; a ratio is ours / theirs (lower is better),"
+        + " the median over rounds of the two samples taken back to back. Other load on the machine only adds time,"
+        + " so the ratio of the fastest samples is shown too.",
+        "",
+    ]
+    lines += _targets_table(results.get("targets", []))
+    lines += _model_table(results.get("model", []))
+    lines += _memory_table(results.get("memory", []))
+    lines += _size_table(results.get("size", []))
+    lines += _module_table(results.get("module", []))
+    return "\n".join(lines) + "\n"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    return out + ["| " + " | ".join(row) + " |" for row in rows] + [""]
+
+
+def _ms(t: dict) -> str:
+    v = t["median_ms"]
+    return f"{v:.3g}" if v < 100 else f"{v:.0f}"
+
+
+def _targets_table(targets: list[dict]) -> list[str]:
+    if not targets:
+        return []
+    met = sum(t["met"] for t in targets)
+    failed = [t for t in targets if not t["met"]]
+    lines = [f"## Speed targets (CPU): {met} of {len(targets)} met", ""]
+    model_targets = [t for t in targets if not t["target"].startswith("module")]
+    rows = [
+        [t["target"], f"{t['ratio']:.3f}", f"≤ {t['limit']}", "yes" if t["met"] else "**no**"] for t in model_targets
+    ]
+    rows += [[t["target"], f"{t['ratio']:.3f}", f"≤ {t['limit']}", "**no**"] for t in failed if t not in model_targets]
+    if rows:
+        lines += _table(["target", "ratio", "limit", "met"], rows)
+    return lines
+
+
+def _model_table(records: list[dict]) -> list[str]:
+    if not records:
+        return []
+    names = {"eager": "eager PyTorch (fused)", "onnxruntime": "ONNX Runtime", "train": "training step"}
+    rows = [
+        [
+            f"yolov8{r['scale']}",
+            names[r["kind"]],
+            r["device"],
+            f"{r['batch']}x{r['imgsz']}",
+            _ms(r["times"]["yolov8"]),
+            _ms(r["times"]["yolov8-cbam"]),
+            f"{r['ratio']:.3f}",
+            f"{r['ratio_of_minima']:.3f}",
+        ]
+        for r in records
+    ]
+    header = [
+        "model",
+        "measurement",
+        "device",
+        "batch x imgsz",
+        "yolov8 ms",
+        "yolov8-cbam ms",
+        "ratio",
+        "ratio of minima",
+    ]
+    return ["## Model level", "", *_table(header, rows)]
+
+
+def _memory_table(records: list[dict]) -> list[str]:
+    if not records:
+        return []
+    rows = [
+        [
+            f"yolov8{r['scale']}",
+            r["kind"],
+            r["device"],
+            f"{r['batch']}x{r['imgsz']}",
+            *(f"{r['mib'][k]:.0f}" if r["mib"][k] is not None else "n/a" for k in ("yolov8", "yolov8-cbam")),
+            f"{r['ratio']:.3f}" if r["ratio"] is not None else "n/a",
+        ]
+        for r in records
+    ]
+    header = ["model", "pass", "device", "batch x imgsz", "yolov8 MiB", "yolov8-cbam MiB", "ratio"]
+    return ["## Peak memory allocated by PyTorch during one call", "", *_table(header, rows)]
+
+
+def _size_table(records: list[dict]) -> list[str]:
+    if not records:
+        return []
+    rows = []
+    for r in records:
+        base, ours = r["yolov8"], r["yolov8-cbam"]
+        rows.append(
+            [
+                f"yolov8{r['scale']}",
+                f"{base['params']:,}",
+                f"{ours['params']:,}",
+                f"{100 * (ours['params'] / base['params'] - 1):+.2f} %",
+                f"{base['gflops']:.2f}",
+                f"{ours['gflops']:.2f}",
+            ]
+        )
+    header = ["model", "yolov8 params", "yolov8-cbam params", "added", "yolov8 GFLOPs", "yolov8-cbam GFLOPs"]
+    return [f"## Size (GFLOPs at {records[0]['imgsz']})", "", *_table(header, rows)]
+
+
+def _module_table(records: list[dict]) -> list[str]:
+    if not records:
+        return []
+    others = [k for k in records[0]["times"] if k != "ours"]
+    rows = [
+        [
+            f"yolov8{r['scale']} {r['layer']}",
+            "x".join(map(str, r["shape"])),
+            r["pass"],
+            r["device"],
+            _ms(r["times"]["ours"]),
+            *(_ms(r["times"][k]) for k in others),
+            *(f"{r['ratios'][k]:.2f}" for k in others),
+        ]
+        for r in records
+    ]
+    header = ["layer", "input", "pass", "device", "ours ms", *(f"{k} ms" for k in others)]
+    header += [f"ours / {k}" for k in others]
+    return ["## Module level", "", *_table(header, rows)]

@@ -1,0 +1,103 @@
+"""Interleaved wall-clock timing: every candidate of a comparison runs in turn, round after round, in one process."""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Summary of one candidate's samples, in milliseconds per call."""
+
+    median_ms: float
+    q1_ms: float
+    q3_ms: float
+    samples: int
+    calls_per_sample: int
+    samples_ms: tuple[float, ...] = ()  # in round order, for paired ratios
+
+    @property
+    def min_ms(self) -> float:
+        return min(self.samples_ms) if self.samples_ms else self.median_ms
+
+    def as_dict(self) -> dict:
+        return {
+            "median_ms": round(self.median_ms, 4),
+            "min_ms": round(self.min_ms, 4),
+            "q1_ms": round(self.q1_ms, 4),
+            "q3_ms": round(self.q3_ms, 4),
+            "samples": self.samples,
+            "calls_per_sample": self.calls_per_sample,
+        }
+
+
+def synchronize(device: torch.device | str) -> None:
+    """Wait for queued kernels on `device`, so that a timer read after it covers them."""
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _timed(fn: Callable[[], object], calls: int, device: torch.device | str) -> float:
+    synchronize(device)
+    start = time.perf_counter()
+    for _ in range(calls):
+        fn()
+    synchronize(device)
+    return (time.perf_counter() - start) / calls
+
+
+def interleaved(
+    candidates: dict[str, Callable[[], object]],
+    rounds: int,
+    warmup: int = 2,
+    min_sample_s: float = 0.0,
+    device: torch.device | str = "cpu",
+) -> dict[str, Timing]:
+    """Time each candidate `rounds` times, interleaved A B C, B C A, C A B, ... after `warmup` calls of each.
+
+    Rotating the order each round spreads slow and fast phases of a shared machine over all candidates alike. Calls
+    that take less than `min_sample_s` are repeated inside one sample (the same count for every candidate), so that
+    timer resolution and per-call jitter stay small against the sample.
+
+    Args:
+        candidates: Name -> zero-argument callable doing one unit of work.
+        rounds: Samples per candidate.
+        warmup: Untimed calls per candidate before the first round.
+        min_sample_s: Shortest sample wanted, in seconds.
+        device: Device to synchronize before and after each sample.
+
+    Returns:
+        Name -> Timing, in the order of `candidates`.
+    """
+    if not candidates:
+        raise ValueError("interleaved() needs at least one candidate")
+    if rounds < 1:
+        raise ValueError(f"rounds must be a positive integer, got {rounds!r}")
+    names = list(candidates)
+    for _ in range(warmup):
+        for name in names:
+            candidates[name]()
+    slowest = max(_timed(candidates[name], 1, device) for name in names)
+    calls = max(1, math.ceil(min_sample_s / max(slowest, 1e-9)))
+    samples: dict[str, list[float]] = {name: [] for name in names}
+    for r in range(rounds):
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            samples[name].append(_timed(candidates[name], calls, device))
+    return {name: _summary(samples[name], calls) for name in names}
+
+
+def _summary(seconds: list[float], calls: int) -> Timing:
+    ms = [s * 1e3 for s in seconds]
+    q1, median, q3 = statistics.quantiles(ms, n=4, method="inclusive") if len(ms) > 1 else (ms[0],) * 3
+    return Timing(median, q1, q3, len(ms), calls, tuple(ms))
+
+
+def paired_ratio(a: Timing, b: Timing) -> float:
+    """Median over rounds of a / b, each round's two samples taken back to back (robust to load that drifts)."""
+    return statistics.median(x / y for x, y in zip(a.samples_ms, b.samples_ms, strict=True))

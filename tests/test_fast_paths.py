@@ -1,0 +1,327 @@
+"""Every fast path of the CBAM layers against a plain re-statement of the paper's maths: outputs and gradients.
+
+The reference below uses only torch.nn.functional: the MLP as 1x1 convolutions applied to each pooled descriptor,
+max pooling as ``amax`` (so tied maxima share the gradient evenly, which is autograd's rule), and a stock 2 -> 1
+convolution. The layers pick among several kernels by device, dtype, size and context; the shapes here are chosen to
+land on each of them, and the tests assert which one they land on, so that none goes unchecked.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
+
+from ultralytics_cbam import CBAM, ChannelAttention, SpatialAttention
+from ultralytics_cbam import modules as cbam_modules
+
+SMALL = (2, 32, 10, 12)  # 240 output pixels: im2col kernel for the spatial convolution, plain means
+MEDIUM = (1, 24, 48, 40)  # 1,920 pixels: im2col kernel, means as matrix products (H * W >= 1,600)
+LARGE = (2, 16, 64, 56)  # 7,168 pixels: folded depthwise kernels, means as matrix products
+
+
+def ref_cbam(x, w1, b1, w2, b2, ws):
+    """CBAM (Woo et al., eqs. 2-4) on tensors."""
+
+    def mlp(v):
+        return F.conv2d(F.relu(F.conv2d(v, w1, b1)), w2, b2)
+
+    c = torch.sigmoid(mlp(x.mean((2, 3), keepdim=True)) + mlp(x.amax((2, 3), keepdim=True)))
+    y = x * c
+    s = torch.sigmoid(
+        F.conv2d(torch.cat([y.mean(1, keepdim=True), y.amax(1, keepdim=True)], 1), ws, padding=ws.shape[-1] // 2)
+    )
+    return y * s
+
+
+def ref_for(m: CBAM):
+    ca = m.channel
+    return lambda x: ref_cbam(x, ca.fc1.weight, ca.fc1.bias, ca.fc2.weight, ca.fc2.bias, m.spatial.conv.weight)
+
+
+def randomized(module: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    """Weights far from their initialisation, so that gates are not all near 0.5."""
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.normal_(0, 0.5)
+    return module
+
+
+def clone_module(m: CBAM) -> CBAM:
+    twin = CBAM(m.channel.channels, m.channel.reduction, m.spatial.kernel_size, bias=m.channel.fc1.bias is not None)
+    twin.load_state_dict(m.state_dict())
+    return twin
+
+
+def grads_of(m: torch.nn.Module, fn, x: torch.Tensor, g: torch.Tensor) -> tuple[torch.Tensor, dict]:
+    """Output of fn(x) and the gradients of <fn(x), g> for x and every parameter of m."""
+    m.zero_grad(set_to_none=True)
+    x = x.detach().clone().requires_grad_(True)
+    out = fn(x)
+    out.backward(g)
+    return out.detach(), x.grad, {n: p.grad for n, p in m.named_parameters()}
+
+
+def assert_same_grads(ours, ref, rtol=1e-5, atol=1e-5):
+    out, dx, dp = ours
+    out_r, dx_r, dp_r = ref
+    torch.testing.assert_close(out, out_r, rtol=rtol, atol=atol)
+    torch.testing.assert_close(dx, dx_r, rtol=rtol, atol=atol)
+    assert dp.keys() == dp_r.keys()
+    for name in dp:
+        torch.testing.assert_close(dp[name], dp_r[name], rtol=rtol, atol=atol, msg=name)
+
+
+@pytest.mark.parametrize(
+    ("shape", "route", "matmul_means"),
+    [(SMALL, "small", False), (MEDIUM, "small", True), (LARGE, "folded", True)],
+)
+def test_shapes_reach_the_kernels_they_test(shape, route, matmul_means):
+    m = CBAM(shape[1], 4, 7)
+    x = torch.randn(shape)
+    assert cbam_modules._fast_context(x)
+    assert cbam_modules._conv_route(m.spatial.conv, x, True) == route
+    assert cbam_modules._matmul_means(x, True) is matmul_means
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert not cbam_modules._fast_context(x)
+
+
+@pytest.mark.parametrize("shape", [SMALL, MEDIUM, LARGE])
+@pytest.mark.parametrize("bias", [False, True])
+@pytest.mark.parametrize("train", [True, False])
+def test_autograd_path_matches_paper(shape, bias, train):
+    """Forward and hand-written backward (x and every parameter), in train and eval mode."""
+    m = randomized(CBAM(shape[1], 4, 7, bias=bias)).train(train)
+    ref = clone_module(m)
+    x, g = torch.randn(shape), torch.randn(shape)
+    assert_same_grads(grads_of(m, m, x, g), grads_of(ref, ref_for(ref), x, g))
+
+
+@pytest.mark.parametrize("shape", [SMALL, MEDIUM, LARGE])
+@pytest.mark.parametrize("context", ["no_grad", "inference_mode", "frozen"])
+def test_inference_path_matches_paper_and_keeps_input(shape, context):
+    m = randomized(CBAM(shape[1], 4, 7, bias=True)).eval()
+    x = torch.randn(shape)
+    before = x.clone()
+    expected = ref_for(m)(x).detach()
+    if context == "frozen":
+        m.requires_grad_(False)
+        out = m(x)
+        assert out.grad_fn is None
+    else:
+        with torch.no_grad() if context == "no_grad" else torch.inference_mode():
+            out = m(x)
+    torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-6)
+    assert torch.equal(x, before)
+    assert out.data_ptr() != x.data_ptr()
+
+
+def test_one_full_size_allocation_at_inference():
+    """No full-size temporaries: one output buffer, gated in place."""
+    m = randomized(CBAM(LARGE[1], 4, 7)).eval()
+    x = torch.randn(LARGE)
+    with torch.inference_mode(), _FullSizeOutputs(x.numel()) as seen:
+        m(x)
+    assert seen.allocations == 1, seen.ops
+
+
+def test_autograd_path_saves_only_the_input_at_full_size():
+    m = randomized(CBAM(LARGE[1], 4, 7))
+    x = torch.randn(LARGE, requires_grad=True)
+    saved = []
+
+    def pack(t):
+        saved.append(t)
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = m(x)
+    full = [t for t in saved if t.numel() == x.numel()]
+    assert [t.data_ptr() for t in full] == [x.data_ptr()]
+    out.sum().backward()
+    assert x.grad is not None
+
+
+class _FullSizeOutputs(TorchDispatchMode):
+    """Counts ops that return a fresh tensor as large as the input (not a view of, or written into, an input)."""
+
+    def __init__(self, numel: int) -> None:
+        super().__init__()
+        self.numel, self.allocations, self.ops = numel, 0, []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        inputs = tree_flatten((args, kwargs))[0]
+        known = {t.untyped_storage().data_ptr() for t in inputs if isinstance(t, torch.Tensor)}
+        for t in tree_flatten(out)[0]:
+            if isinstance(t, torch.Tensor) and t.numel() == self.numel and t.untyped_storage().data_ptr() not in known:
+                self.allocations += 1
+                self.ops.append(str(func))
+        return out
+
+
+@pytest.mark.parametrize("shape", [SMALL, LARGE])
+def test_channels_last(shape):
+    m = randomized(CBAM(shape[1], 4, 7))
+    ref = clone_module(m)
+    x = torch.randn(shape).to(memory_format=torch.channels_last)
+    g = torch.randn(shape)
+    ours = grads_of(m, m, x, g)
+    assert ours[0].is_contiguous(memory_format=torch.channels_last)
+    assert_same_grads(ours, grads_of(ref, ref_for(ref), x.contiguous(), g))
+    with torch.inference_mode():
+        out = m(x)
+    assert out.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(out, ours[0], rtol=1e-5, atol=1e-6)
+
+
+def test_tied_maxima_share_the_gradient_evenly():
+    """Constant channels, constant positions and repeated peaks: every max-pooling gradient is split, as amax does."""
+    for shape in (SMALL, LARGE):
+        m = randomized(CBAM(shape[1], 4, 3, bias=True))
+        ref = clone_module(m)
+        x = torch.randn(shape)
+        x[:, 1] = 0.25  # a constant channel: H * W tied maxima
+        x[:, :, 3, 4] = 2.0  # one position with the same value in every channel: C tied maxima
+        x[0, 5, 0, :3] = x[0, 5].max() + 1  # three tied peaks in one channel
+        g = torch.randn(shape)
+        assert_same_grads(grads_of(m, m, x, g), grads_of(ref, ref_for(ref), x, g))
+
+
+@pytest.mark.parametrize("which", ["x", "params"])
+def test_partial_requires_grad(which):
+    """Only x, or only the weights, need gradients: the autograd path computes just those."""
+    m = randomized(CBAM(LARGE[1], 4, 7, bias=True))
+    ref = clone_module(m)
+    x, g = torch.randn(LARGE), torch.randn(LARGE)
+    for module in (m, ref):
+        module.requires_grad_(which == "params")
+    xs = [x.clone().requires_grad_(which == "x") for _ in range(2)]
+    m(xs[0]).backward(g)
+    ref_for(ref)(xs[1]).backward(g)
+    if which == "x":
+        torch.testing.assert_close(xs[0].grad, xs[1].grad, rtol=1e-5, atol=1e-5)
+        assert all(p.grad is None for p in m.parameters())
+    else:
+        assert xs[0].grad is None
+        for (name, p), q in zip(m.named_parameters(), ref.parameters(), strict=True):
+            torch.testing.assert_close(p.grad, q.grad, rtol=1e-5, atol=1e-5, msg=name)
+
+
+def test_standalone_layers_on_fast_kernels():
+    """ChannelAttention and SpatialAttention alone (as YAML rows use them), with gradients, on the folded kernels."""
+    ca, sa = randomized(ChannelAttention(LARGE[1], 4, bias=True)), randomized(SpatialAttention(7), seed=1)
+    x, g = torch.randn(LARGE), torch.randn(LARGE)
+
+    def channel_gate(v):
+        def mlp(d):
+            return F.conv2d(F.relu(F.conv2d(d, ca.fc1.weight, ca.fc1.bias)), ca.fc2.weight, ca.fc2.bias)
+
+        return torch.sigmoid(mlp(v.mean((2, 3), keepdim=True)) + mlp(v.amax((2, 3), keepdim=True)))
+
+    def spatial_gate(v):
+        d = torch.cat([v.mean(1, keepdim=True), v.amax(1, keepdim=True)], 1)
+        return torch.sigmoid(F.conv2d(d, sa.conv.weight, padding=3))
+
+    for layer, gate in ((ca, channel_gate), (sa, spatial_gate)):
+        assert_same_grads(grads_of(layer, layer, x, g), grads_of(layer, lambda v, gate=gate: gate(v) * v, x, g))
+        torch.testing.assert_close(layer.gate(x), gate(x), rtol=1e-5, atol=1e-6)
+
+
+def test_hooks_on_sub_modules_still_fire_and_agree():
+    m = randomized(CBAM(LARGE[1], 4, 7))
+    x, g = torch.randn(LARGE), torch.randn(LARGE)
+    fast = grads_of(m, m, x, g)
+    calls = []
+    handle = m.spatial.register_forward_hook(lambda *_: calls.append("spatial"))
+    handle2 = m.channel.register_forward_hook(lambda *_: calls.append("channel"))
+    try:
+        hooked = grads_of(m, m, x, g)
+    finally:
+        handle.remove()
+        handle2.remove()
+    assert "channel" in calls
+    assert_same_grads(hooked, fast)
+
+
+def test_flop_counter_hooks_see_the_convolutions():
+    """Hooks on the inner convolutions (as thop's FLOP counter uses) make the layers call those modules."""
+    m = randomized(CBAM(LARGE[1], 4, 7)).eval()
+    seen = []
+    handles = [c.register_forward_hook(lambda mod, *_: seen.append(mod)) for c in (m.channel.fc1, m.spatial.conv)]
+    try:
+        with torch.no_grad():
+            out = m(torch.randn(LARGE))
+    finally:
+        for h in handles:
+            h.remove()
+    assert seen == [m.channel.fc1, m.spatial.conv]
+    assert out.shape == LARGE
+
+
+def test_bf16_autocast_gradients():
+    m = randomized(CBAM(SMALL[1], 4, 7))
+    ref = clone_module(m)
+    x, g = torch.randn(SMALL), torch.randn(SMALL)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        ours = grads_of(m, m, x, g)
+        expected = grads_of(ref, ref_for(ref), x, g)
+    assert ours[1].dtype == torch.float32
+    assert_same_grads(ours, expected, rtol=0.05, atol=0.05)
+
+
+def test_double_precision_gradcheck_and_double_backward():
+    m = randomized(CBAM(8, 2, 3, bias=True)).double()
+    x = torch.randn(2, 8, 5, 6, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(m, (x,))
+    assert torch.autograd.gradgradcheck(m, (x,))
+
+
+def test_backward_twice_with_retained_graph():
+    m = randomized(CBAM(LARGE[1], 4, 7))
+    x = torch.randn(LARGE, requires_grad=True)
+    g = torch.randn(LARGE)
+    out = m(x)
+    out.backward(g, retain_graph=True)
+    first = x.grad.clone()
+    out.backward(g)
+    torch.testing.assert_close(x.grad, 2 * first)
+
+
+def test_empty_batch_backward():
+    m = CBAM(16, 4)
+    x = torch.randn(0, 16, 8, 8, requires_grad=True)
+    m(x).sum().backward()
+    assert x.grad.shape == x.shape
+    assert all(p.grad is not None and not p.grad.any() for p in m.parameters())
+
+
+def test_deterministic_backward_on_folded_kernels():
+    m = randomized(CBAM(LARGE[1], 4, 7))
+    x = torch.randn(LARGE)
+    torch.use_deterministic_algorithms(True)
+    try:
+        runs = [grads_of(m, m, x, torch.ones(LARGE)) for _ in range(2)]
+    finally:
+        torch.use_deterministic_algorithms(False)
+    assert torch.equal(runs[0][1], runs[1][1])
+    assert all(torch.equal(runs[0][2][k], runs[1][2][k]) for k in runs[0][2])
+
+
+def test_compiled_path_matches_paper():
+    """The opt-in torch.compile path (one small shape: compiling on CPU takes a while)."""
+    pytest.importorskip("torch._inductor")
+    m = randomized(CBAM(16, 4, 3))
+    ref = clone_module(m)
+    x, g = torch.randn(2, 16, 6, 5), torch.randn(2, 16, 6, 5)
+    cbam_modules.use_compiled_cbam(True)
+    try:
+        ours = grads_of(m, m, x, g)
+    finally:
+        cbam_modules.use_compiled_cbam(False)
+    assert_same_grads(ours, grads_of(ref, ref_for(ref), x, g))
+    with pytest.raises(ValueError, match="enabled"):
+        cbam_modules.use_compiled_cbam("yes")
