@@ -98,7 +98,7 @@ def markdown(results: dict) -> str:
     lines = [
         f"# CBAM benchmark ({meta['mode']} mode)",
         "",
-        f"{m['cpu']}, {m['logical_cpus']} logical CPUs, {meta['threads']} torch threads"
+        f"{m['cpu']}, {m['logical_cpus']} logical CPUs, torch threads: {meta['threads']}"
         + (f", GPU {m['gpu']}" if "gpu" in m else "")
         + f"; torch {m['torch']}, ultralytics {m['ultralytics']}, onnxruntime {m['onnxruntime']}, timm {m['timm']};"
         + f" {meta['date']}. Times are medians of interleaved samples; a ratio is ours / theirs (lower is better),"

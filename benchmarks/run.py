@@ -18,6 +18,7 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 os.environ.setdefault("YOLO_OFFLINE", "1")  # benchmarks must not try to download anything
+os.environ.setdefault("KINETO_LOG_LEVEL", "5")  # the memory profiler's GPU probe errors are noise on CPU machines
 
 
 def parse_args(argv: list[str]) -> dict:
