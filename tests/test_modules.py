@@ -228,6 +228,38 @@ def test_onnx_export_keeps_dynamic_sizes(tmp_path):
         torch.testing.assert_close(torch.from_numpy(y), ref_cbam(x, m), atol=1e-5, rtol=1e-4)
 
 
+@pytest.mark.parametrize("bias", [False, True])
+def test_onnx_graph_uses_the_ops_onnx_runtime_runs_fast(tmp_path, bias):
+    """The mean over C is a MatMul (no ReduceMean over axis 1), the spatial convolution a depthwise one plus a sum."""
+    import onnx
+    import onnxruntime as ort
+
+    m = randomized(CBAM(24, 4, bias=bias)).eval()
+    x = torch.randn(2, 24, 12, 10)
+    path = tmp_path / "cbam.onnx"
+    torch.onnx.export(m, (x,), str(path), input_names=["x"], opset_version=17, dynamo=False)
+    graph = onnx.load(str(path)).graph
+    axes_of_means = [
+        onnx.helper.get_attribute_value(a) for n in graph.node if n.op_type == "ReduceMean" for a in n.attribute
+    ]
+    assert [1] not in axes_of_means and [2, 3] in axes_of_means
+    convs = [n for n in graph.node if n.op_type == "Conv"]
+    assert [onnx.helper.get_attribute_value(a) for n in convs for a in n.attribute if a.name == "group"] == [2]
+    (y,) = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"x": x.numpy()})
+    torch.testing.assert_close(torch.from_numpy(y), ref_cbam(x, m), atol=1e-5, rtol=1e-4)
+    assert not m.spatial.conv._forward_hooks  # the export left the module as it was
+    with torch.no_grad():
+        torch.testing.assert_close(m(x), ref_cbam(x, m), atol=1e-5, rtol=1e-4)
+
+
+def test_traced_mlp_without_bias_is_a_plain_matrix_product():
+    """A bias-free MLP traces to matrix products, not to a linear with a missing bias (which x2paddle mistranslates)."""
+    m = randomized(CBAM(16, 4)).eval()
+    graph = str(torch.jit.trace(m, torch.randn(1, 16, 8, 8)).inlined_graph)
+    assert "aten::linear" not in graph and "aten::addmm" not in graph
+    assert graph.count("aten::matmul") >= 2
+
+
 def test_repr_is_readable():
     text = repr(CBAM(64, 8, 3))
     assert "channels=64, reduction=8" in text

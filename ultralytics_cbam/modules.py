@@ -8,7 +8,8 @@ convolution runs on CPU kernels that suit two channels. ``CBAM`` then has three 
 * with autograd: one hand-written backward instead of a dozen generic ones. It routes the max-pooling gradient as
   autograd does for ``amax`` (tied maxima share it evenly) and touches each full-size tensor only a few times;
 * the plain formula, op by op, for tracing, ONNX export, ``torch.compile``, functorch transforms, autocast, hooks on
-  the ``channel``/``spatial`` sub-modules, mixed dtypes and double backward.
+  the ``channel``/``spatial`` sub-modules, mixed dtypes and double backward. In ONNX export the mean over C is a
+  MatMul and the spatial convolution a depthwise one plus a sum, which ONNX Runtime runs faster.
 
 ``use_compiled_cbam()`` opts in to a ``torch.compile``-fused CBAM.
 """
@@ -191,12 +192,22 @@ def _matmul_means(x: torch.Tensor, fast: bool) -> bool:
 
 
 def _conv_route(conv: nn.Module, x: torch.Tensor, fast: bool) -> str:
-    """Kernels for the spatial convolution over maps the size of `x`: 'folded' or 'small' (CPU), else 'module'."""
-    if not fast or x.device.type != "cpu" or x.dtype != torch.float32 or type(conv) is not nn.Conv2d:
+    """Kernels for the spatial convolution over maps the size of `x`.
+
+    'folded' or 'small' on CPU in a fast context, 'grouped' in ONNX export, else 'module' (a call of the module).
+    """
+    if type(conv) is not nn.Conv2d or _has_hooks(conv):
         return "module"
-    if conv.weight.dtype != torch.float32 or _has_hooks(conv):
+    if not fast:
+        return "grouped" if _exporting_onnx() else "module"
+    if x.device.type != "cpu" or x.dtype != torch.float32 or conv.weight.dtype != torch.float32:
         return "module"
     return "folded" if x.shape[0] * x.shape[2] * x.shape[3] >= _FOLDED_CONV_MIN_PIXELS else "small"
+
+
+def _exporting_onnx() -> bool:
+    """True while torch.onnx.export records the model."""
+    return torch.onnx.is_in_onnx_export()
 
 
 def _has_hooks(*modules: nn.Module) -> bool:
@@ -233,9 +244,9 @@ def _channel_descriptors(x: torch.Tensor, matmul: bool) -> torch.Tensor:
 
 def _spatial_descriptors(x: torch.Tensor, matmul: bool) -> torch.Tensor:
     """Average- and max-pooled (over C) descriptors stacked along C: shape (N, 2, H, W)."""
-    if matmul:
+    if matmul or _exporting_onnx():  # ONNX Runtime also runs a MatMul much faster than a ReduceMean over C
         n, c, h, w = x.shape
-        mean = torch.matmul(x.new_full((1, c), 1 / c), x.view(n, c, h * w)).view(n, 1, h, w)
+        mean = torch.matmul(x.new_full((1, c), 1 / c), x.flatten(2)).view(n, 1, h, w)
     else:
         mean = x.mean(1, keepdim=True)
     return torch.cat((mean, x.amax(1, keepdim=True)), dim=1)
@@ -255,8 +266,14 @@ def _mlp(channel: ChannelAttention, descriptors: torch.Tensor) -> torch.Tensor:
     if type(fc1) is not nn.Conv2d or type(fc2) is not nn.Conv2d or _has_hooks(fc1, fc2, channel.act):
         pooled = descriptors.transpose(1, 2)[:, :, None, :]  # (N, C, 1, 2), for hooks and replaced modules
         return fc2(channel.act(fc1(pooled)))[:, :, 0, :].transpose(1, 2)
-    hidden = F.linear(descriptors, _matrix(fc1.weight), fc1.bias).relu_()
-    return F.linear(hidden, _matrix(fc2.weight), fc2.bias)
+    return _linear(_linear(descriptors, fc1.weight, fc1.bias).relu_(), fc2.weight, fc2.bias)
+
+
+def _linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """The 1x1 conv with weight (out, in, 1, 1) on the last dimension of `x`."""
+    if bias is None:  # a plain matrix product: exporters such as x2paddle turn a bias-free linear into x W^T + None
+        return x @ _matrix(weight).t()
+    return F.linear(x, _matrix(weight), bias)
 
 
 def _matrix(weight: torch.Tensor) -> torch.Tensor:
@@ -272,10 +289,14 @@ def _descriptor_conv(conv: nn.Conv2d, descriptors: torch.Tensor, route: str) -> 
 
     Stock CPU kernels vectorise over channels, which a 2 -> 1 convolution does not have. For large maps each input
     channel runs as one channel of a depthwise convolution over the whole batch; for small ones the im2col kernel
-    has the least overhead.
+    has the least overhead. ONNX Runtime, too, runs a depthwise convolution and a sum faster than the 2 -> 1 one.
     """
     if route == "module":
         return conv(descriptors)
+    if route == "grouped":
+        k = conv.kernel_size[0]
+        per_channel = F.conv2d(descriptors, conv.weight.view(2, 1, k, k), padding=k // 2, groups=2)
+        return per_channel[:, :1] + per_channel[:, 1:]
     if route == "small":
         k = conv.kernel_size[0]
         return torch.ops.aten.thnn_conv2d(descriptors, conv.weight, [k, k], None, [1, 1], [k // 2, k // 2])
