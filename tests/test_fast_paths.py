@@ -75,16 +75,27 @@ def assert_same_grads(ours, ref, rtol=1e-5, atol=1e-5):
         torch.testing.assert_close(dp[name], dp_r[name], rtol=rtol, atol=atol, msg=name)
 
 
+@pytest.fixture(params=[1, 2], ids=["1-thread", "2-threads"])
+def threads(request):
+    """Run a test with 1 and with 2 torch threads: some kernels are chosen by the thread count."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(request.param)
+    yield request.param
+    torch.set_num_threads(before)
+
+
 @pytest.mark.parametrize(
     ("shape", "route", "matmul_means"),
     [(SMALL, "small", False), (MEDIUM, "small", True), (LARGE, "folded", True)],
 )
-def test_shapes_reach_the_kernels_they_test(shape, route, matmul_means):
+def test_shapes_reach_the_kernels_they_test(shape, route, matmul_means, threads):
     m = CBAM(shape[1], 4, 7)
     x = torch.randn(shape)
     assert cbam_modules._fast_context(x)
     assert cbam_modules._conv_route(m.spatial.conv, x, True) == route
-    assert cbam_modules._matmul_means(x, True) is matmul_means
+    over_hw, over_c = cbam_modules._matmul_means(x, True)
+    assert over_hw is (matmul_means and threads == 1)
+    assert over_c is (matmul_means and shape[0] >= threads)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert not cbam_modules._fast_context(x)
 
@@ -92,7 +103,7 @@ def test_shapes_reach_the_kernels_they_test(shape, route, matmul_means):
 @pytest.mark.parametrize("shape", [SMALL, MEDIUM, LARGE])
 @pytest.mark.parametrize("bias", [False, True])
 @pytest.mark.parametrize("train", [True, False])
-def test_autograd_path_matches_paper(shape, bias, train):
+def test_autograd_path_matches_paper(shape, bias, train, threads):
     """Forward and hand-written backward (x and every parameter), in train and eval mode."""
     m = randomized(CBAM(shape[1], 4, 7, bias=bias)).train(train)
     ref = clone_module(m)
@@ -102,7 +113,7 @@ def test_autograd_path_matches_paper(shape, bias, train):
 
 @pytest.mark.parametrize("shape", [SMALL, MEDIUM, LARGE])
 @pytest.mark.parametrize("context", ["no_grad", "inference_mode", "frozen"])
-def test_inference_path_matches_paper_and_keeps_input(shape, context):
+def test_inference_path_matches_paper_and_keeps_input(shape, context, threads):
     m = randomized(CBAM(shape[1], 4, 7, bias=True)).eval()
     x = torch.randn(shape)
     before = x.clone()

@@ -82,7 +82,8 @@ class ChannelAttention(nn.Module):
     def gate(self, x: torch.Tensor) -> torch.Tensor:
         """Channel weights in [0, 1], shape (N, C, 1, 1)."""
         _check_input(self, x, self.channels)
-        return self._weights(_channel_descriptors(x, _matmul_means(x, _fast_context(x))))[:, :, None, None]
+        over_hw, _ = _matmul_means(x, _fast_context(x))
+        return self._weights(_channel_descriptors(x, over_hw))[:, :, None, None]
 
     def _weights(self, descriptors: torch.Tensor) -> torch.Tensor:
         """(N, 2, C) descriptors -> (N, C) weights."""
@@ -113,7 +114,7 @@ class SpatialAttention(nn.Module):
         _check_input(self, x)
         fast = _fast_context(x)
         route = _conv_route(self.conv, x, fast)
-        return self._weights(_spatial_descriptors(x, _matmul_means(x, fast)), route)
+        return self._weights(_spatial_descriptors(x, _matmul_means(x, fast)[1]), route)
 
     def _weights(self, descriptors: torch.Tensor, route: str) -> torch.Tensor:
         """(N, 2, H, W) descriptors -> (N, 1, H, W) weights, the convolution on kernels chosen by `route`."""
@@ -150,7 +151,7 @@ class CBAM(nn.Module):
         params = _parameters(self)
         if params is None or not _fast_context(x) or _needs_plain_path(self, x, params):
             return _plain_cbam(self, x)
-        plan = _Plan(_matmul_means(x, True), _conv_route(self.spatial.conv, x, True))
+        plan = _Plan(*_matmul_means(x, True), _conv_route(self.spatial.conv, x, True))
         if torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in params)):
             return _CBAMFunction.apply(x, self, plan, *params)
         return _inference_cbam(self, x, plan)
@@ -167,7 +168,8 @@ _FOLDED_CONV_MIN_PIXELS = 6400
 class _Plan(NamedTuple):
     """Kernel choices for one CBAM call, made once from the input."""
 
-    matmul_means: bool  # means as matrix products (see _matmul_means)
+    hw_matmul: bool  # means over H, W as matrix products (see _matmul_means)
+    c_matmul: bool  # means and sums over C as matrix products
     conv_route: str  # kernels of the spatial convolution (see _conv_route)
 
 
@@ -179,16 +181,24 @@ def _fast_context(x: torch.Tensor) -> bool:
     return transforms is None or not transforms()
 
 
-def _matmul_means(x: torch.Tensor, fast: bool) -> bool:
-    """Whether means may run as matrix products: large float32 NCHW maps on CPU, in a fast context."""
-    return (
+def _matmul_means(x: torch.Tensor, fast: bool) -> tuple[bool, bool]:
+    """Whether means over (H, W) and over C may run as matrix products, which read large maps faster on CPU.
+
+    Only for float32 NCHW maps of at least _MATMUL_MEAN_MIN_PIXELS pixels in a fast context. The matrix-vector
+    product over (H, W) runs on one thread, so it is used only when torch does; the product over C splits the batch
+    between threads, so it needs a sample per thread.
+    """
+    if not (
         fast
         and x.device.type == "cpu"
         and x.dtype == torch.float32
         and x.shape[2] * x.shape[3] >= _MATMUL_MEAN_MIN_PIXELS
         and x.numel() > 0
         and x.is_contiguous()
-    )
+    ):
+        return False, False
+    threads = torch.get_num_threads()
+    return threads == 1, x.shape[0] >= threads
 
 
 def _conv_route(conv: nn.Module, x: torch.Tensor, fast: bool) -> str:
@@ -386,8 +396,8 @@ def _plain_cbam(cbam: CBAM, x: torch.Tensor) -> torch.Tensor:
 
 def _inference_cbam(cbam: CBAM, x: torch.Tensor, plan: _Plan) -> torch.Tensor:
     """Forward without autograd: one full-size allocation, the spatial gate applied in place."""
-    y = x * cbam.channel._weights(_channel_descriptors(x, plan.matmul_means))[:, :, None, None]
-    return y.mul_(cbam.spatial._weights(_spatial_descriptors(y, plan.matmul_means), plan.conv_route))
+    y = x * cbam.channel._weights(_channel_descriptors(x, plan.hw_matmul))[:, :, None, None]
+    return y.mul_(cbam.spatial._weights(_spatial_descriptors(y, plan.c_matmul), plan.conv_route))
 
 
 class _CBAMFunction(torch.autograd.Function):
@@ -400,11 +410,11 @@ class _CBAMFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor, cbam: CBAM, plan: _Plan, *params: torch.Tensor) -> torch.Tensor:
         channel, spatial = cbam.channel, cbam.spatial
-        channel_desc = _channel_descriptors(x, plan.matmul_means)
+        channel_desc = _channel_descriptors(x, plan.hw_matmul)
         hidden = F.linear(channel_desc, _matrix(channel.fc1.weight), channel.fc1.bias).relu_()
         channel_gate = F.linear(hidden, _matrix(channel.fc2.weight), channel.fc2.bias).sum(1).sigmoid()
         y = x * channel_gate[:, :, None, None]
-        spatial_desc = _spatial_descriptors(y, plan.matmul_means)
+        spatial_desc = _spatial_descriptors(y, plan.c_matmul)
         spatial_gate = _descriptor_conv(spatial.conv, spatial_desc, plan.conv_route).sigmoid()
         ctx.cbam, ctx.plan, ctx.params = cbam, plan, params
         ctx.save_for_backward(x, channel_desc, hidden, channel_gate, spatial_desc, spatial_gate)
@@ -416,7 +426,7 @@ class _CBAMFunction(torch.autograd.Function):
             return _plain_backward(ctx, grad)
         x, channel_desc, hidden, channel_gate, spatial_desc, spatial_gate = ctx.saved_tensors
         fc1, fc2, conv = ctx.cbam.channel.fc1, ctx.cbam.channel.fc2, ctx.cbam.spatial.conv
-        matmul = ctx.plan.matmul_means
+        matmul = ctx.plan.c_matmul
         channel_gate_4d = channel_gate[:, :, None, None]
         grads: dict[int, torch.Tensor | None] = {}
 
