@@ -1,7 +1,7 @@
 """Make the README's example figure: the CBAM spatial attention maps of one image, as `yolo-cbam visualize` saves them.
 
-Without --model it first trains yolov8n-cbam briefly on --data (coco8 by default), so the figure shows the tool's
-output format rather than the attention of a well-trained model.
+Without --model it first trains yolov8n-cbam briefly on --data (the built-in cbam-shapes by default, which needs no
+download).
 
 Usage:
     python benchmarks/readme_figures.py
@@ -56,10 +56,10 @@ def main() -> None:
     """Parse the arguments and write the figure."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", help="trained CBAM checkpoint; default: train yolov8n-cbam on --data first")
-    parser.add_argument("--data", default="coco8.yaml", help="dataset for the example training and default image")
+    parser.add_argument("--data", default="cbam-shapes.yaml", help="dataset for the example training and default image")
     parser.add_argument("--image", help="image to show; default: the first validation image of --data")
-    parser.add_argument("--epochs", type=int, default=30, help="epochs of the example training")
-    parser.add_argument("--imgsz", type=int, default=320, help="training and inference image size")
+    parser.add_argument("--epochs", type=int, default=10, help="epochs of the example training")
+    parser.add_argument("--imgsz", type=int, default=160, help="training and inference image size")
     parser.add_argument("--width", type=int, default=800, help="width of the saved figure in pixels")
     parser.add_argument("--colors", type=int, default=112, help="palette size of the saved PNG")
     parser.add_argument("--out", type=Path, default=FIGURES / "attention.png", help="output PNG")
