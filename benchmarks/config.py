@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -58,7 +58,6 @@ class BenchConfig:
     seed: int = 0
     save_dir: Path = RESULTS_DIR
     name: str = ""
-    extra: dict = field(default_factory=dict)
 
 
 PRESETS = {
@@ -81,7 +80,7 @@ def build_config(overrides: dict) -> BenchConfig:
     mode = overrides.pop("mode", "short")
     if mode not in PRESETS:
         raise ValueError(f"mode must be one of {sorted(PRESETS)}, got {mode!r}")
-    fields = {f.name: f for f in dataclasses.fields(BenchConfig) if f.name not in {"mode", "extra"}}
+    fields = {f.name: f for f in dataclasses.fields(BenchConfig) if f.name != "mode"}
     unknown = sorted(set(overrides) - set(fields))
     if unknown:
         raise ValueError(f"unknown benchmark setting(s) {', '.join(unknown)}; valid: {', '.join(fields)}")

@@ -59,7 +59,7 @@ def run(overrides: dict) -> dict:
             "devices": list(cfg.devices),
             "date": report.stamp(),
             "machine": report.machine(),
-            "settings": {k: _jsonable(v) for k, v in vars(cfg).items() if k not in {"save_dir", "extra"}},
+            "settings": {k: _jsonable(v) for k, v in vars(cfg).items() if k != "save_dir"},
         }
     }
     if "size" in cfg.parts:

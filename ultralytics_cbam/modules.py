@@ -16,6 +16,7 @@ convolution runs on CPU kernels that suit two channels. ``CBAM`` then has three 
 
 from __future__ import annotations
 
+import sys
 from typing import NamedTuple
 
 import torch
@@ -186,11 +187,13 @@ def _matmul_means(x: torch.Tensor, fast: bool) -> tuple[bool, bool]:
 
     Only for float32 NCHW maps of at least _MATMUL_MEAN_MIN_PIXELS pixels in a fast context. The matrix-vector
     product over (H, W) runs on one thread, so it is used only when torch does; the product over C splits the batch
-    between threads, so it needs a sample per thread.
+    between threads, so it needs a sample per thread. In ONNX export the mean over C is a MatMul too: ONNX Runtime
+    runs it much faster than a ReduceMean over C.
     """
+    if not fast:
+        return False, _exporting_onnx()
     if not (
-        fast
-        and x.device.type == "cpu"
+        x.device.type == "cpu"
         and x.dtype == torch.float32
         and x.shape[2] * x.shape[3] >= _MATMUL_MEAN_MIN_PIXELS
         and x.numel() > 0
@@ -216,8 +219,9 @@ def _conv_route(conv: nn.Module, x: torch.Tensor, fast: bool) -> str:
 
 
 def _exporting_onnx() -> bool:
-    """True while torch.onnx.export records the model."""
-    return torch.onnx.is_in_onnx_export()
+    """True while torch.onnx.export records the model (never before torch.onnx is imported, which this avoids)."""
+    onnx = sys.modules.get("torch.onnx")
+    return onnx is not None and onnx.is_in_onnx_export()
 
 
 def _has_hooks(*modules: nn.Module) -> bool:
@@ -254,7 +258,7 @@ def _channel_descriptors(x: torch.Tensor, matmul: bool) -> torch.Tensor:
 
 def _spatial_descriptors(x: torch.Tensor, matmul: bool) -> torch.Tensor:
     """Average- and max-pooled (over C) descriptors stacked along C: shape (N, 2, H, W)."""
-    if matmul or _exporting_onnx():  # ONNX Runtime also runs a MatMul much faster than a ReduceMean over C
+    if matmul:
         n, c, h, w = x.shape
         mean = torch.matmul(x.new_full((1, c), 1 / c), x.flatten(2)).view(n, 1, h, w)
     else:
@@ -411,8 +415,8 @@ class _CBAMFunction(torch.autograd.Function):
     def forward(ctx, x: torch.Tensor, cbam: CBAM, plan: _Plan, *params: torch.Tensor) -> torch.Tensor:
         channel, spatial = cbam.channel, cbam.spatial
         channel_desc = _channel_descriptors(x, plan.hw_matmul)
-        hidden = F.linear(channel_desc, _matrix(channel.fc1.weight), channel.fc1.bias).relu_()
-        channel_gate = F.linear(hidden, _matrix(channel.fc2.weight), channel.fc2.bias).sum(1).sigmoid()
+        hidden = _linear(channel_desc, channel.fc1.weight, channel.fc1.bias).relu_()
+        channel_gate = _linear(hidden, channel.fc2.weight, channel.fc2.bias).sum(1).sigmoid()
         y = x * channel_gate[:, :, None, None]
         spatial_desc = _spatial_descriptors(y, plan.c_matmul)
         spatial_gate = _descriptor_conv(spatial.conv, spatial_desc, plan.conv_route).sigmoid()
@@ -526,6 +530,6 @@ def _compiled_cbam(cbam: CBAM, x: torch.Tensor) -> torch.Tensor:
 
 def _cbam_formula(x, w1, b1, w2, b2, w_spatial) -> torch.Tensor:
     """CBAM as one function of tensors, so that one compiled graph serves every CBAM layer."""
-    hidden = F.linear(_channel_descriptors(x, False), _matrix(w1), b1).relu()
-    y = x * F.linear(hidden, _matrix(w2), b2).sum(1).sigmoid()[:, :, None, None]
+    hidden = _linear(_channel_descriptors(x, False), w1, b1).relu()
+    y = x * _linear(hidden, w2, b2).sum(1).sigmoid()[:, :, None, None]
     return y * F.conv2d(_spatial_descriptors(y, False), w_spatial, padding=w_spatial.shape[-1] // 2).sigmoid()
