@@ -30,7 +30,8 @@ class BenchConfig:
         train_batch: Batch size of the training step.
         train_imgsz: Image size of the training step.
         rounds: Interleaved samples per candidate at module level.
-        model_rounds: Interleaved samples per candidate at model level.
+        model_rounds: Interleaved samples per candidate at model level (at least).
+        model_seconds: Time per candidate at model level; fast comparisons run more rounds to fill it.
         warmup: Untimed calls per candidate before timing.
         min_sample_s: Shortest module-level sample; fast calls repeat within a sample.
         compile: Also time our CBAM through torch.compile (use_compiled_cbam) at module level.
@@ -52,6 +53,7 @@ class BenchConfig:
     train_imgsz: int = 640
     rounds: int = 15
     model_rounds: int = 11
+    model_seconds: float = 20.0
     warmup: int = 2
     min_sample_s: float = 0.05
     compile: bool = False
@@ -65,6 +67,7 @@ PRESETS = {
         "model_scales": ("n",),
         "rounds": 5,
         "model_rounds": 5,
+        "model_seconds": 2.0,
         "warmup": 1,
         "min_sample_s": 0.02,
         "train_batch": 4,

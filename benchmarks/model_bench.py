@@ -20,13 +20,41 @@ def model_names(scale: str) -> dict[str, str]:
     return {"yolov8": f"yolov8{scale}.yaml", "yolov8-cbam": f"yolov8{scale}-cbam.yaml"}
 
 
-def build_model(yaml: str, seed: int, device: str, fused: bool) -> torch.nn.Module:
-    """A randomly initialised DetectionModel (80 classes), fused and in eval mode for inference if asked."""
+def build_model(yaml: str, seed: int, device: str, fused: bool, imgsz: int = 640) -> torch.nn.Module:
+    """A randomly initialised DetectionModel (80 classes); for inference (`fused`) with its BatchNorm statistics
+    calibrated at `imgsz`, fused and in eval mode."""
     from ultralytics.nn.tasks import DetectionModel
 
     torch.manual_seed(seed)
     model = DetectionModel(yaml, nc=80, verbose=False).to(device)
-    return model.fuse(verbose=False).eval() if fused else model.train()
+    if not fused:
+        return model.train()
+    calibrate_batchnorm(model, imgsz, seed)
+    return model.fuse(verbose=False).eval()
+
+
+def calibrate_batchnorm(model: torch.nn.Module, imgsz: int, seed: int, batches: int = 2) -> None:
+    """Set the BatchNorm running statistics from random images, as training would.
+
+    With a fresh model's statistics (mean 0, variance 1) activations shrink from layer to layer until they reach
+    subnormal floats, which CPUs process many times slower than normal ones, and the two models reach them at different
+    depths; timings would then measure that, not the layers. Calibrated statistics keep activations near unit scale,
+    as in a trained network.
+    """
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # a cumulative average over the calibration batches
+    device = next(model.parameters()).device
+    generator = torch.Generator().manual_seed(seed)
+    model.train()
+    with torch.no_grad():
+        for _ in range(batches):
+            model(torch.rand(2, 3, imgsz, imgsz, generator=generator).to(device))
+    for m, momentum in zip(norms, momenta, strict=True):
+        m.momentum = momentum
+    model.eval()
 
 
 def _record(device: str, scale: str, kind: str, batch: int, imgsz: int, times: dict[str, Timing]) -> dict:
@@ -45,7 +73,7 @@ def _record(device: str, scale: str, kind: str, batch: int, imgsz: int, times: d
 
 def eager_inference(cfg: BenchConfig, device: str, scale: str, progress: Callable[[str], None]) -> list[dict]:
     """Fused eager PyTorch inference under inference_mode, one record per batch size."""
-    models = {role: build_model(yaml, cfg.seed, device, fused=True) for role, yaml in model_names(scale).items()}
+    models = {role: build_model(yaml, cfg.seed, device, True, cfg.imgsz) for role, yaml in model_names(scale).items()}
     records = []
     for batch in cfg.model_batches:
         progress(f"model yolov8{scale} eager inference batch {batch}")
@@ -56,7 +84,7 @@ def eager_inference(cfg: BenchConfig, device: str, scale: str, progress: Callabl
                 return model(x)
 
         candidates = {role: (lambda m=m: run(m)) for role, m in models.items()}
-        times = interleaved(candidates, cfg.model_rounds, cfg.warmup, device=device)
+        times = interleaved(candidates, cfg.model_rounds, cfg.warmup, device=device, min_seconds=cfg.model_seconds)
         records.append(_record(device, scale, "eager", batch, cfg.imgsz, times))
     return records
 
@@ -84,17 +112,18 @@ def onnx_inference(cfg: BenchConfig, device: str, scale: str, progress: Callable
                 role: (lambda s=s, feed=feed: s.run(None, {s.get_inputs()[0].name: feed}))
                 for role, s in sessions.items()
             }
-            times = interleaved(candidates, cfg.model_rounds, cfg.warmup)
+            times = interleaved(candidates, cfg.model_rounds, cfg.warmup, min_seconds=cfg.model_seconds)
             records.append(_record(device, scale, "onnxruntime", batch, cfg.imgsz, times))
     return records
 
 
 def export_onnx(yaml: str, folder: Path, batch: int, cfg: BenchConfig) -> str:
-    """Export a freshly built model with Ultralytics' exporter (static shapes, onnxslim) into `folder`."""
+    """Export a freshly built model, BatchNorm calibrated, with Ultralytics' exporter (static shapes) into `folder`."""
     from ultralytics import YOLO
 
     torch.manual_seed(cfg.seed)
     yolo = YOLO(yaml)
+    calibrate_batchnorm(yolo.model, cfg.imgsz, cfg.seed)
     yolo.model.pt_path = str(folder / f"{Path(yaml).stem}-b{batch}.pt")  # where the exporter writes
     return yolo.export(format="onnx", imgsz=cfg.imgsz, batch=batch, simplify=True, device="cpu", verbose=False)
 
@@ -111,7 +140,7 @@ def train_step(cfg: BenchConfig, device: str, scale: str, progress: Callable[[st
     """One optimisation step (forward, loss, backward, SGD step) on a synthetic labelled batch."""
     progress(f"model yolov8{scale} training step batch {cfg.train_batch} at {cfg.train_imgsz}")
     steps = {role: make_train_step(yaml, cfg, device) for role, yaml in model_names(scale).items()}
-    times = interleaved(steps, cfg.model_rounds, cfg.warmup, device=device)
+    times = interleaved(steps, cfg.model_rounds, cfg.warmup, device=device, min_seconds=cfg.model_seconds)
     return [_record(device, scale, "train", cfg.train_batch, cfg.train_imgsz, times)]
 
 
@@ -155,7 +184,7 @@ def peak_memory(cfg: BenchConfig, device: str, scale: str, progress: Callable[[s
     x = torch.rand(batch, 3, cfg.imgsz, cfg.imgsz, device=device)
     inference = {}
     for role, yaml in model_names(scale).items():
-        model = build_model(yaml, cfg.seed, device, fused=True)
+        model = build_model(yaml, cfg.seed, device, True, cfg.imgsz)
         with torch.inference_mode():
             model(x)  # first-call allocations (e.g. Detect anchors) out of the way
             inference[role] = peak_memory_mib(lambda m=model: m(x), device)

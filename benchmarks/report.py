@@ -50,9 +50,14 @@ def machine() -> dict:
     import timm
     import ultralytics
 
+    from ultralytics_cbam import cpu_kernels
+
+    kernels = cpu_kernels.library() is not None
     info = {
         "cpu": _cpu_name(),
+        "cpu_caches": _cpu_caches(),
         "logical_cpus": os.cpu_count(),
+        "cbam_kernels": "fused C kernels" if kernels else f"PyTorch ({cpu_kernels.unavailable_reason()})",
         "platform": platform.platform(),
         "python": platform.python_version(),
         "torch": torch.__version__,
@@ -63,6 +68,19 @@ def machine() -> dict:
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
     return info
+
+
+def _cpu_caches() -> str:
+    """Sizes of the first CPU's L2 and L3 caches, e.g. 'L2 1024K, L3 32768K' (empty where not readable)."""
+    found = []
+    for index in sorted(Path("/sys/devices/system/cpu/cpu0/cache").glob("index*")):
+        try:
+            level, size = (index / "level").read_text().strip(), (index / "size").read_text().strip()
+        except OSError:
+            continue
+        if level in {"2", "3"}:
+            found.append(f"L{level} {size}")
+    return ", ".join(found)
 
 
 def _cpu_name() -> str:
@@ -98,9 +116,12 @@ def markdown(results: dict) -> str:
     lines = [
         f"# CBAM benchmark ({meta['mode']} mode)",
         "",
-        f"{m['cpu']}, {m['logical_cpus']} logical CPUs, torch threads: {meta['threads']}"
+        f"{m['cpu']}"
+        + (f" ({m['cpu_caches']})" if m.get("cpu_caches") else "")
+        + f", {m['logical_cpus']} logical CPUs, torch threads: {meta['threads']}"
         + (f", GPU {m['gpu']}" if "gpu" in m else "")
         + f"; torch {m['torch']}, ultralytics {m['ultralytics']}, onnxruntime {m['onnxruntime']}, timm {m['timm']};"
+        + (f" CBAM on {m['cbam_kernels']};" if "cbam_kernels" in m else "")
         + f" {meta['date']}. Times are medians of interleaved samples; a ratio is ours / theirs (lower is better),"
         + " the median over rounds of the two samples taken back to back. Other load on the machine only adds time,"
         + " so the ratio of the fastest samples is shown too.",

@@ -58,12 +58,14 @@ def interleaved(
     warmup: int = 2,
     min_sample_s: float = 0.0,
     device: torch.device | str = "cpu",
+    min_seconds: float = 0.0,
 ) -> dict[str, Timing]:
     """Time each candidate `rounds` times, interleaved A B C, B C A, C A B, ... after `warmup` calls of each.
 
     Rotating the order each round spreads slow and fast phases of a shared machine over all candidates alike. Calls
     that take less than `min_sample_s` are repeated inside one sample (the same count for every candidate), so that
-    timer resolution and per-call jitter stay small against the sample.
+    timer resolution and per-call jitter stay small against the sample. Fast comparisons get more rounds, up to
+    `min_seconds` per candidate, so that their medians rest on more samples.
 
     Args:
         candidates: Name -> zero-argument callable doing one unit of work.
@@ -71,6 +73,7 @@ def interleaved(
         warmup: Untimed calls per candidate before the first round.
         min_sample_s: Shortest sample wanted, in seconds.
         device: Device to synchronize before and after each sample.
+        min_seconds: Time wanted per candidate; more rounds than `rounds` are run if it takes them.
 
     Returns:
         Name -> Timing, in the order of `candidates`.
@@ -85,6 +88,7 @@ def interleaved(
             candidates[name]()
     slowest = max(_timed(candidates[name], 1, device) for name in names)
     calls = max(1, math.ceil(min_sample_s / max(slowest, 1e-9)))
+    rounds = max(rounds, math.ceil(min_seconds / max(calls * slowest, 1e-9)))
     samples: dict[str, list[float]] = {name: [] for name in names}
     for r in range(rounds):
         for name in names[r % len(names) :] + names[: r % len(names)]:

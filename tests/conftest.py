@@ -11,6 +11,7 @@ _SANDBOX = Path(tempfile.mkdtemp(prefix="ultralytics-cbam-tests-"))
 os.environ["YOLO_OFFLINE"] = "1"
 os.environ["YOLO_CONFIG_DIR"] = str(_SANDBOX / "config")
 os.environ.setdefault("ULTRALYTICS_CBAM_AUTOLOAD", "1")
+os.environ["ULTRALYTICS_CBAM_CACHE_DIR"] = str(_SANDBOX / "kernels")  # the C kernels are built once per run
 
 import pytest  # noqa: E402
 from ultralytics.utils import SETTINGS  # noqa: E402
@@ -68,3 +69,14 @@ def trained_cbam(coco8, tmp_path_factory) -> Path:
     best = project / "train" / "weights" / "best.pt"
     assert best.is_file()
     return best
+
+
+@pytest.fixture(params=[1, 2], ids=["1-thread", "2-threads"])
+def threads(request):
+    """Run a test with 1 and with 2 torch threads: some kernels are chosen by, or split work by, the thread count."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(request.param)
+    yield request.param
+    torch.set_num_threads(before)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from benchmarks import readme_tables
@@ -28,6 +30,13 @@ def test_interleaved_rotates_the_order_every_round():
     assert calls[3:6] == ["a", "b", "c"]  # one untimed call each, to size the samples
     assert calls[6:] == ["a", "b", "c", "b", "c", "a", "c", "a", "b"]
     assert all(t.samples == 3 and t.calls_per_sample == 1 for t in times.values())
+
+
+def test_fast_comparisons_get_more_rounds_to_fill_min_seconds():
+    times = interleaved({"a": lambda: time.sleep(0.001), "b": lambda: None}, rounds=2, warmup=0, min_seconds=0.1)
+    assert all(t.samples > 2 for t in times.values())  # about 0.1 s / 0.001 s
+    assert times["a"].samples == times["b"].samples
+    assert interleaved({"a": lambda: None}, rounds=3, warmup=0)["a"].samples == 3
 
 
 def test_paired_ratio_is_the_median_of_round_ratios():

@@ -1,17 +1,22 @@
 """CBAM: Convolutional Block Attention Module (Woo et al., ECCV 2018).
 
 The maths is the paper's; the code skips work the maths does not need. Both channel descriptors go through the shared
-MLP in one pass (as a matrix product), pooling uses plain ``mean``/``amax`` reductions, and the 2 -> 1 spatial
-convolution runs on CPU kernels that suit two channels. ``CBAM`` then has three paths:
+MLP in one pass (as a matrix product), and the 2 -> 1 spatial convolution runs on CPU kernels that suit two channels.
+``CBAM`` then takes the first of these paths that applies:
 
-* without autograd (``no_grad``, ``inference_mode``, frozen weights): one full-size buffer, gated in place;
+* on CPU, for contiguous float32 maps, the fused C kernels (``fused``, ``cpu_kernels``), with autograd or without: a
+  forward reads the input three times and writes the output once, a backward reads the input and the output gradient
+  three times and writes dL/dx once;
+* without autograd (``no_grad``, ``inference_mode``, frozen weights): ``mean``/``amax`` reductions and one full-size
+  buffer, gated in place;
 * with autograd: one hand-written backward instead of a dozen generic ones. It routes the max-pooling gradient as
   autograd does for ``amax`` (tied maxima share it evenly) and touches each full-size tensor only a few times;
 * the plain formula, op by op, for tracing, ONNX export, ``torch.compile``, functorch transforms, autocast, hooks on
   the ``channel``/``spatial`` sub-modules, mixed dtypes and double backward. In ONNX export the mean over C is a
   MatMul and the spatial convolution a depthwise one plus a sum, which ONNX Runtime runs faster.
 
-``use_compiled_cbam()`` opts in to a ``torch.compile``-fused CBAM.
+``use_compiled_cbam()`` opts in to a ``torch.compile``-fused CBAM; ``use_cpu_kernels(False)`` keeps CBAM off the C
+kernels.
 """
 
 from __future__ import annotations
@@ -24,7 +29,18 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.modules import module as nn_module
 
-__all__ = ("CBAM", "ChannelAttention", "SpatialAttention", "hidden_channels", "use_compiled_cbam")
+from ultralytics_cbam import fused
+from ultralytics_cbam.cpu_kernels import use_cpu_kernels
+from ultralytics_cbam.ops import (
+    conv_backward,
+    descriptor_conv,
+    linear,
+    mlp_backward,
+    plain_backward,
+    plain_cbam,
+)
+
+__all__ = ("CBAM", "ChannelAttention", "SpatialAttention", "hidden_channels", "use_compiled_cbam", "use_cpu_kernels")
 
 
 def _positive_int(name: str, value: object, *, odd: bool = False) -> int:
@@ -119,7 +135,7 @@ class SpatialAttention(nn.Module):
 
     def _weights(self, descriptors: torch.Tensor, route: str) -> torch.Tensor:
         """(N, 2, H, W) descriptors -> (N, 1, H, W) weights, the convolution on kernels chosen by `route`."""
-        return _descriptor_conv(self.conv, descriptors, route).sigmoid()
+        return descriptor_conv(self.conv, descriptors, route).sigmoid()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Scale each position of `x` by its attention weight."""
@@ -151,11 +167,17 @@ class CBAM(nn.Module):
             return _compiled_cbam(self, x)
         params = _parameters(self)
         if params is None or not _fast_context(x) or _needs_plain_path(self, x, params):
-            return _plain_cbam(self, x)
-        plan = _Plan(*_matmul_means(x, True), _conv_route(self.spatial.conv, x, True))
-        if torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in params)):
-            return _CBAMFunction.apply(x, self, plan, *params)
-        return _inference_cbam(self, x, plan)
+            return plain_cbam(self, x)
+        route = _conv_route(self.spatial.conv, x, True)
+        needs_grad = torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in params))
+        mlp = self.channel.fc1, self.channel.act, self.channel.fc2
+        lib = None if _has_hooks(*mlp) else fused.library_for(x)  # hooks on the MLP need calls of its modules
+        if lib is not None and needs_grad:
+            return fused.FusedCBAM.apply(x, self, route, lib, *params)
+        if lib is not None:
+            return fused.inference(lib, self, x, route)
+        plan = _Plan(*_matmul_means(x, True), route)
+        return _CBAMFunction.apply(x, self, plan, *params) if needs_grad else _inference_cbam(self, x, plan)
 
 
 # --- when the fast kernels apply --------------------------------------------------------------------------------
@@ -280,100 +302,7 @@ def _mlp(channel: ChannelAttention, descriptors: torch.Tensor) -> torch.Tensor:
     if type(fc1) is not nn.Conv2d or type(fc2) is not nn.Conv2d or _has_hooks(fc1, fc2, channel.act):
         pooled = descriptors.transpose(1, 2)[:, :, None, :]  # (N, C, 1, 2), for hooks and replaced modules
         return fc2(channel.act(fc1(pooled)))[:, :, 0, :].transpose(1, 2)
-    return _linear(_linear(descriptors, fc1.weight, fc1.bias).relu_(), fc2.weight, fc2.bias)
-
-
-def _linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-    """The 1x1 conv with weight (out, in, 1, 1) on the last dimension of `x`."""
-    if bias is None:  # a plain matrix product: exporters such as x2paddle turn a bias-free linear into x W^T + None
-        return x @ _matrix(weight).t()
-    return F.linear(x, _matrix(weight), bias)
-
-
-def _matrix(weight: torch.Tensor) -> torch.Tensor:
-    """A 1x1 conv weight (out, in, 1, 1) as an (out, in) matrix."""
-    return weight.view(weight.shape[0], weight.shape[1])
-
-
-# --- the spatial gate's 2 -> 1 convolution -------------------------------------------------------------------------
-
-
-def _descriptor_conv(conv: nn.Conv2d, descriptors: torch.Tensor, route: str) -> torch.Tensor:
-    """`conv(descriptors)` for the 2 -> 1 spatial convolution.
-
-    Stock CPU kernels vectorise over channels, which a 2 -> 1 convolution does not have. For large maps each input
-    channel runs as one channel of a depthwise convolution over the whole batch; for small ones the im2col kernel
-    has the least overhead. ONNX Runtime, too, runs a depthwise convolution and a sum faster than the 2 -> 1 one.
-    """
-    if route == "module":
-        return conv(descriptors)
-    if route == "grouped":
-        k = conv.kernel_size[0]
-        per_channel = F.conv2d(descriptors, conv.weight.view(2, 1, k, k), padding=k // 2, groups=2)
-        return per_channel[:, :1] + per_channel[:, 1:]
-    if route == "small":
-        k = conv.kernel_size[0]
-        return torch.ops.aten.thnn_conv2d(descriptors, conv.weight, [k, k], None, [1, 1], [k // 2, k // 2])
-    if torch.is_grad_enabled() and (descriptors.requires_grad or conv.weight.requires_grad):
-        return _FoldedConv.apply(descriptors, conv.weight)
-    return _folded_conv(descriptors, conv.weight)
-
-
-def _depthwise(maps: torch.Tensor, kernels: torch.Tensor) -> torch.Tensor:
-    """Each channel c of `maps` (N, C, H, W) cross-correlated with `kernels[0, c]` ('same' padding), no sum over C."""
-    n, c, h, w = maps.shape
-    k = kernels.shape[-1]
-    per_channel = kernels.reshape(c, 1, k, k).repeat(n, 1, 1, 1)
-    out = F.conv2d(maps.reshape(1, n * c, h, w), per_channel, padding=k // 2, groups=n * c)
-    return out.view(n, c, h, w)
-
-
-def _folded_conv(descriptors: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    per_channel = _depthwise(descriptors, weight)
-    return per_channel[:, :1] + per_channel[:, 1:]
-
-
-def _conv_backward(
-    weight: torch.Tensor, route: str, descriptors: torch.Tensor, grad: torch.Tensor, need_weight: bool
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Gradients of the convolution for the descriptors and (if asked) the weight, on the forward's route."""
-    k = weight.shape[-1]
-    padding = [k // 2, k // 2]
-    if route == "folded":
-        d_descriptors = _depthwise(grad.expand(-1, 2, -1, -1), weight.flip(2, 3))  # correlation with flipped kernel
-        d_weight = None
-        if need_weight:  # the stock kernel is fast for this part in channels-last layout
-            cl = torch.channels_last
-            grad, descriptors = grad.contiguous(memory_format=cl), descriptors.contiguous(memory_format=cl)
-            d_weight = torch.ops.aten.convolution_backward(
-                grad, descriptors, weight.contiguous(memory_format=cl), None, [1, 1], padding, [1, 1], False, [0, 0],
-                1, [False, True, False],
-            )[1].contiguous()  # fmt: skip
-        return d_descriptors, d_weight
-    mask = [True, need_weight, False]
-    if route == "small":
-        d_descriptors, d_weight, _ = torch.ops.aten._slow_conv2d_backward(
-            grad, descriptors, weight, [k, k], [1, 1], padding, mask
-        )
-    else:
-        d_descriptors, d_weight, _ = torch.ops.aten.convolution_backward(
-            grad, descriptors, weight, None, [1, 1], padding, [1, 1], False, [0, 0], 1, mask
-        )
-    return d_descriptors, d_weight
-
-
-class _FoldedConv(torch.autograd.Function):
-    """The folded 2 -> 1 convolution, with a backward that also keeps clear of the stock two-channel kernels."""
-
-    @staticmethod
-    def forward(ctx, descriptors: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-        ctx.save_for_backward(descriptors, weight)
-        return _folded_conv(descriptors, weight)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):
-        descriptors, weight = ctx.saved_tensors
-        return _conv_backward(weight, "folded", descriptors, grad, ctx.needs_input_grad[1])
+    return linear(linear(descriptors, fc1.weight, fc1.bias).relu_(), fc2.weight, fc2.bias)
 
 
 # --- the three paths -----------------------------------------------------------------------------------------------
@@ -390,12 +319,6 @@ def _parameters(cbam: CBAM) -> tuple[torch.Tensor, ...] | None:
 def _needs_plain_path(cbam: CBAM, x: torch.Tensor, params: tuple[torch.Tensor, ...]) -> bool:
     """Mixed dtypes and hooks on the sub-modules get the plain formula."""
     return any(p.dtype != x.dtype for p in params) or _has_hooks(cbam.channel, cbam.spatial)
-
-
-def _plain_cbam(cbam: CBAM, x: torch.Tensor) -> torch.Tensor:
-    """The paper's formula, op by op."""
-    y = cbam.channel(x)
-    return y * cbam.spatial.gate(y)
 
 
 def _inference_cbam(cbam: CBAM, x: torch.Tensor, plan: _Plan) -> torch.Tensor:
@@ -415,11 +338,11 @@ class _CBAMFunction(torch.autograd.Function):
     def forward(ctx, x: torch.Tensor, cbam: CBAM, plan: _Plan, *params: torch.Tensor) -> torch.Tensor:
         channel, spatial = cbam.channel, cbam.spatial
         channel_desc = _channel_descriptors(x, plan.hw_matmul)
-        hidden = _linear(channel_desc, channel.fc1.weight, channel.fc1.bias).relu_()
-        channel_gate = _linear(hidden, channel.fc2.weight, channel.fc2.bias).sum(1).sigmoid()
+        hidden = linear(channel_desc, channel.fc1.weight, channel.fc1.bias).relu_()
+        channel_gate = linear(hidden, channel.fc2.weight, channel.fc2.bias).sum(1).sigmoid()
         y = x * channel_gate[:, :, None, None]
         spatial_desc = _spatial_descriptors(y, plan.c_matmul)
-        spatial_gate = _descriptor_conv(spatial.conv, spatial_desc, plan.conv_route).sigmoid()
+        spatial_gate = descriptor_conv(spatial.conv, spatial_desc, plan.conv_route).sigmoid()
         ctx.cbam, ctx.plan, ctx.params = cbam, plan, params
         ctx.save_for_backward(x, channel_desc, hidden, channel_gate, spatial_desc, spatial_gate)
         return y.mul_(spatial_gate)
@@ -427,7 +350,7 @@ class _CBAMFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         if torch.is_grad_enabled():  # create_graph=True: differentiate the plain formula, which autograd can redo
-            return _plain_backward(ctx, grad)
+            return plain_backward(ctx, grad)
         x, channel_desc, hidden, channel_gate, spatial_desc, spatial_gate = ctx.saved_tensors
         fc1, fc2, conv = ctx.cbam.channel.fc1, ctx.cbam.channel.fc2, ctx.cbam.spatial.conv
         matmul = ctx.plan.c_matmul
@@ -439,7 +362,7 @@ class _CBAMFunction(torch.autograd.Function):
         d_y = torch.mul(grad, scratch)
         # out = y * s, s = sigmoid(conv([mean_c y, max_c y])): dL/ds = sum_c g * y
         d_spatial_logit = torch.ops.aten.sigmoid_backward(_channel_sum(d_y, matmul), spatial_gate)
-        d_spatial_desc, grads[id(conv.weight)] = _conv_backward(
+        d_spatial_desc, grads[id(conv.weight)] = conv_backward(
             conv.weight, ctx.plan.conv_route, spatial_desc, d_spatial_logit, conv.weight.requires_grad
         )
         # dL/dy = g * s + d_mean / C + the max gradient routed to the maxima over C
@@ -449,21 +372,10 @@ class _CBAMFunction(torch.autograd.Function):
 
         # y = x * c, c = sigmoid(sum over both descriptors of W2 relu(W1 d + b1) + b2): dL/dc = sum_hw dL/dy * x
         d_channel_gate = torch.mul(d_y, x, out=scratch).sum((2, 3))
-        d_logit = torch.ops.aten.sigmoid_backward(d_channel_gate, channel_gate)  # (N, C), the same for both rows
-        if fc2.weight.requires_grad:
-            grads[id(fc2.weight)] = (d_logit.t() @ hidden.sum(1)).view_as(fc2.weight)
-        if fc2.bias is not None and fc2.bias.requires_grad:
-            grads[id(fc2.bias)] = 2 * d_logit.sum(0)
-        d_hidden = torch.ops.aten.threshold_backward(
-            (d_logit @ _matrix(fc2.weight)).unsqueeze(1).expand_as(hidden), hidden, 0
-        )
-        if fc1.weight.requires_grad:
-            grads[id(fc1.weight)] = (d_hidden.flatten(0, 1).t() @ channel_desc.flatten(0, 1)).view_as(fc1.weight)
-        if fc1.bias is not None and fc1.bias.requires_grad:
-            grads[id(fc1.bias)] = d_hidden.sum((0, 1))
+        d_channel_desc = mlp_backward(fc1, fc2, channel_desc, hidden, channel_gate, d_channel_gate, grads)
         d_x = None
         if ctx.needs_input_grad[0]:
-            d_channel_desc = (d_hidden @ _matrix(fc1.weight))[..., None, None]  # (N, 2, C, 1, 1)
+            d_channel_desc = d_channel_desc[..., None, None]  # (N, 2, C, 1, 1)
             hw = x.shape[2] * x.shape[3]
             d_x = torch.addcmul(d_channel_desc[:, 0] / hw, d_y, channel_gate_4d, out=d_y)
             maxima_hw = torch.eq(x, channel_desc[:, 1, :, None, None], out=scratch)
@@ -481,18 +393,6 @@ def _add_max_grad(acc: torch.Tensor, hits: torch.Tensor, grad: torch.Tensor, cou
         count: Number of maxima per pooled slice (hits summed over the pooled dimensions).
     """
     acc.addcmul_(hits, grad / count)
-
-
-def _plain_backward(ctx, grad: torch.Tensor) -> tuple:
-    """Backward through the plain formula, keeping the graph for higher-order derivatives."""
-    x = ctx.saved_tensors[0]
-    with torch.enable_grad():
-        x_in = x if x.requires_grad else x.detach()
-        out = _plain_cbam(ctx.cbam, x_in)
-    wanted = [t for t in (x_in, *ctx.params) if t.requires_grad]
-    grads = dict(zip(map(id, wanted), torch.autograd.grad(out, wanted, grad, create_graph=True), strict=True))
-    d_x = grads.get(id(x_in)) if ctx.needs_input_grad[0] else None
-    return (d_x, None, None, *(grads.get(id(p)) for p in ctx.params))
 
 
 # --- optional torch.compile path -----------------------------------------------------------------------------------
@@ -530,6 +430,6 @@ def _compiled_cbam(cbam: CBAM, x: torch.Tensor) -> torch.Tensor:
 
 def _cbam_formula(x, w1, b1, w2, b2, w_spatial) -> torch.Tensor:
     """CBAM as one function of tensors, so that one compiled graph serves every CBAM layer."""
-    hidden = _linear(_channel_descriptors(x, False), w1, b1).relu()
-    y = x * _linear(hidden, w2, b2).sum(1).sigmoid()[:, :, None, None]
+    hidden = linear(_channel_descriptors(x, False), w1, b1).relu()
+    y = x * linear(hidden, w2, b2).sum(1).sigmoid()[:, :, None, None]
     return y * F.conv2d(_spatial_descriptors(y, False), w_spatial, padding=w_spatial.shape[-1] // 2).sigmoid()

@@ -1,0 +1,86 @@
+"""CBAM on the fused CPU kernels: inference, and a forward and backward for autograd.
+
+The kernels (``cpu_kernels``) make every pass over full-size tensors and, in the forward, run the shared MLP and the
+spatial convolution too. PyTorch computes the spatial sigmoid and, in the backward, the gradients of the MLP and of
+the convolution, all on small (N, 2, C) and (N, 2, H, W) tensors.
+"""
+
+from __future__ import annotations
+
+import ctypes
+
+import torch
+from torch import nn
+
+from ultralytics_cbam import cpu_kernels as kernels
+from ultralytics_cbam.ops import conv_backward, descriptor_conv, mlp_backward, plain_backward
+
+
+def library_for(x: torch.Tensor) -> ctypes.CDLL | None:
+    """The kernels if they can run CBAM on `x` (a non-empty contiguous float32 NCHW map on CPU), else None."""
+    if x.device.type != "cpu" or x.dtype != torch.float32 or x.numel() == 0 or not x.is_contiguous():
+        return None
+    return kernels.library()
+
+
+def inference(lib: ctypes.CDLL, cbam: nn.Module, x: torch.Tensor, route: str) -> torch.Tensor:
+    """CBAM without autograd: three reads of x, one write of the output."""
+    channel_desc = kernels.channel_pool(lib, x)
+    gate = _channel_gate(lib, cbam, channel_desc)[1]
+    spatial = _spatial_gate(lib, cbam.spatial.conv, kernels.spatial_pool(lib, x, gate), route)
+    return kernels.apply(lib, x, gate, spatial)
+
+
+def _spatial_gate(lib: ctypes.CDLL, conv: nn.Conv2d, desc: torch.Tensor, route: str) -> torch.Tensor:
+    """sigmoid(conv(desc)), the convolution on the C kernel unless hooks need a call of the module."""
+    if route == "module" or conv.kernel_size[0] > kernels.MAX_KERNEL_SIZE:
+        return descriptor_conv(conv, desc, route).sigmoid()
+    return kernels.spatial_conv(lib, desc, conv.weight).sigmoid_()
+
+
+def _channel_gate(lib: ctypes.CDLL, cbam: nn.Module, channel_desc: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The MLP's hidden activations (N, 2, C / r) and the channel gate (N, C)."""
+    fc1, fc2 = cbam.channel.fc1, cbam.channel.fc2
+    return kernels.channel_gate(lib, channel_desc, fc1.weight, fc1.bias, fc2.weight, fc2.bias)
+
+
+class FusedCBAM(torch.autograd.Function):
+    """CBAM for autograd on the fused kernels. Inputs: x, the CBAM module, the convolution route, its parameters.
+
+    Saves x and small tensors only; the backward recomputes y = x * gate inside the kernels.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, cbam: nn.Module, route: str, lib: ctypes.CDLL, *params: torch.Tensor):
+        channel_desc = kernels.channel_pool(lib, x)
+        hidden, gate = _channel_gate(lib, cbam, channel_desc)
+        spatial_desc = kernels.spatial_pool(lib, x, gate)
+        spatial = _spatial_gate(lib, cbam.spatial.conv, spatial_desc, route)
+        ctx.cbam, ctx.route, ctx.lib, ctx.params = cbam, route, lib, params
+        ctx.save_for_backward(x, channel_desc, hidden, gate, spatial_desc, spatial)
+        return kernels.apply(lib, x, gate, spatial)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        if torch.is_grad_enabled():  # create_graph=True: differentiate the plain formula, which autograd can redo
+            return plain_backward(ctx, grad, settings=3)
+        x, channel_desc, hidden, gate, spatial_desc, spatial = ctx.saved_tensors
+        lib, grad = ctx.lib, grad.contiguous()
+        fc1, fc2, conv = ctx.cbam.channel.fc1, ctx.cbam.channel.fc2, ctx.cbam.spatial.conv
+        grads: dict[int, torch.Tensor | None] = {}
+
+        # out = y * s, s = sigmoid(conv([mean_c y, max_c y])): dL/ds = sum_c g * y
+        d_spatial, ties = kernels.spatial_grad(lib, grad, x, gate, spatial_desc)
+        d_spatial_logit = torch.ops.aten.sigmoid_backward(d_spatial, spatial)
+        d_spatial_desc, grads[id(conv.weight)] = conv_backward(
+            conv.weight, ctx.route, spatial_desc, d_spatial_logit, conv.weight.requires_grad
+        )
+        # dL/dy = g * s + d_mean / C + d_max / (tied maxima over C) where y is the max; dL/dgate = sum_hw dL/dy * x
+        share = torch.cat((d_spatial_desc[:, :1] / x.shape[1], d_spatial_desc[:, 1:] / ties), 1)
+        d_gate = kernels.gate_grad(lib, grad, x, gate, spatial, spatial_desc, share)
+
+        d_channel_desc = mlp_backward(fc1, fc2, channel_desc, hidden, gate, d_gate, grads)
+        d_x = None
+        if ctx.needs_input_grad[0]:
+            d_x = kernels.input_grad(lib, grad, x, gate, spatial, spatial_desc, share, channel_desc, d_channel_desc)
+        return (d_x, None, None, None, *(grads.get(id(p)) for p in ctx.params))
