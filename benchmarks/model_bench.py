@@ -13,6 +13,9 @@ from benchmarks.memory import peak_memory_mib
 from benchmarks.timing import Timing, interleaved, paired_ratio
 
 PAIR = ("yolov8", "yolov8-cbam")  # (baseline, ours): the ratio is ours / baseline
+# Each ONNX Runtime session has its own thread pool, whose threads spin for a while after a run: without a pause, the
+# session timed next shares the CPU with them (seen: 51 ms after itself, 80-95 ms right after the other session).
+ORT_SETTLE_S = 0.1
 
 
 def model_names(scale: str) -> dict[str, str]:
@@ -112,7 +115,8 @@ def onnx_inference(cfg: BenchConfig, device: str, scale: str, progress: Callable
                 role: (lambda s=s, feed=feed: s.run(None, {s.get_inputs()[0].name: feed}))
                 for role, s in sessions.items()
             }
-            times = interleaved(candidates, cfg.model_rounds, cfg.warmup, min_seconds=cfg.model_seconds)
+            settings = {"min_seconds": cfg.model_seconds, "settle_s": ORT_SETTLE_S}
+            times = interleaved(candidates, cfg.model_rounds, cfg.warmup, **settings)
             records.append(_record(device, scale, "onnxruntime", batch, cfg.imgsz, times))
     return records
 

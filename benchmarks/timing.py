@@ -59,6 +59,7 @@ def interleaved(
     min_sample_s: float = 0.0,
     device: torch.device | str = "cpu",
     min_seconds: float = 0.0,
+    settle_s: float = 0.0,
 ) -> dict[str, Timing]:
     """Time each candidate `rounds` times, interleaved A B C, B C A, C A B, ... after `warmup` calls of each.
 
@@ -74,6 +75,8 @@ def interleaved(
         min_sample_s: Shortest sample wanted, in seconds.
         device: Device to synchronize before and after each sample.
         min_seconds: Time wanted per candidate; more rounds than `rounds` are run if it takes them.
+        settle_s: Untimed pause before each sample, for candidates whose idle worker threads keep spinning for a
+            while after a call (ONNX Runtime's) and would otherwise slow down the candidate timed next.
 
     Returns:
         Name -> Timing, in the order of `candidates`.
@@ -92,6 +95,8 @@ def interleaved(
     samples: dict[str, list[float]] = {name: [] for name in names}
     for r in range(rounds):
         for name in names[r % len(names) :] + names[: r % len(names)]:
+            if settle_s:
+                time.sleep(settle_s)
             samples[name].append(_timed(candidates[name], calls, device))
     return {name: _summary(samples[name], calls) for name in names}
 

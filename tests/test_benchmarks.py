@@ -39,6 +39,11 @@ def test_fast_comparisons_get_more_rounds_to_fill_min_seconds():
     assert interleaved({"a": lambda: None}, rounds=3, warmup=0)["a"].samples == 3
 
 
+def test_settle_pause_is_not_timed():
+    times = interleaved({"a": lambda: None}, rounds=3, warmup=0, settle_s=0.02)
+    assert times["a"].samples == 3 and max(times["a"].samples_ms) < 15
+
+
 def test_paired_ratio_is_the_median_of_round_ratios():
     def timing(samples):
         return Timing(0, 0, 0, len(samples), 1, tuple(samples))

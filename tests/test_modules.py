@@ -252,6 +252,31 @@ def test_onnx_graph_uses_the_ops_onnx_runtime_runs_fast(tmp_path, bias):
         torch.testing.assert_close(m(x), ref_cbam(x, m), atol=1e-5, rtol=1e-4)
 
 
+@pytest.mark.parametrize("batch", [1, 2])
+def test_onnx_channel_max_of_single_image_exports_runs_along_the_last_axis(tmp_path, batch):
+    """Traced with one image, the max over C of a large map is a ReduceMax over the last axis of a transpose; the
+    graph still takes any batch and size. Traced with more images it stays a ReduceMax over axis 1."""
+    import onnx
+    import onnxruntime as ort
+
+    m = randomized(CBAM(8, 4)).eval()
+    path = tmp_path / "cbam.onnx"
+    axes = {"x": {0: "n", 2: "h", 3: "w"}, "y": {0: "n", 2: "h", 3: "w"}}
+    x = torch.randn(batch, 8, 64, 64)  # 4,096 pixels
+    torch.onnx.export(
+        m, (x,), str(path), input_names=["x"], output_names=["y"], dynamic_axes=axes, opset_version=17, dynamo=False
+    )
+    graph = onnx.load(str(path)).graph
+    ops = [n.op_type for n in graph.node]
+    assert ("Transpose" in ops) is (batch == 1)
+    assert ops.count("ReduceMax") == 2  # over H, W and over C
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    for shape in [(batch, 8, 64, 64), (3, 8, 9, 70), (1, 8, 1, 1)]:
+        x = torch.randn(*shape)
+        (y,) = session.run(None, {"x": x.numpy()})
+        torch.testing.assert_close(torch.from_numpy(y), ref_cbam(x, m), atol=1e-5, rtol=1e-4)
+
+
 def test_traced_mlp_without_bias_is_a_plain_matrix_product():
     """A bias-free MLP traces to matrix products, not to a linear with a missing bias (which x2paddle mistranslates)."""
     m = randomized(CBAM(16, 4)).eval()
