@@ -277,6 +277,19 @@ def test_onnx_channel_max_of_single_image_exports_runs_along_the_last_axis(tmp_p
         torch.testing.assert_close(torch.from_numpy(y), ref_cbam(x, m), atol=1e-5, rtol=1e-4)
 
 
+def test_torch_export_keeps_sizes_dynamic_in_onnx_export(monkeypatch):
+    """Under torch.export (which the dynamo ONNX exporter uses) the export-only kernels must not pin symbolic sizes."""
+    Dim = pytest.importorskip("torch.export").Dim  # torch >= 2.1
+    from ultralytics_cbam import modules as cbam_modules
+
+    monkeypatch.setattr(cbam_modules, "_exporting_onnx", lambda: True)
+    m = randomized(CBAM(8, 4)).eval()
+    dims = {0: Dim("n"), 2: Dim("h", min=2), 3: Dim("w", min=2)}
+    exported = torch.export.export(m, (torch.randn(2, 8, 64, 64),), dynamic_shapes=(dims,))
+    x = torch.randn(3, 8, 10, 12)
+    torch.testing.assert_close(exported.module()(x), ref_cbam(x, m), atol=1e-5, rtol=1e-4)
+
+
 def test_traced_mlp_without_bias_is_a_plain_matrix_product():
     """A bias-free MLP traces to matrix products, not to a linear with a missing bias (which x2paddle mistranslates)."""
     m = randomized(CBAM(16, 4)).eval()

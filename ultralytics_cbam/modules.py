@@ -293,8 +293,11 @@ def _spatial_descriptors(x: torch.Tensor, matmul: bool) -> torch.Tensor:
 
 
 def _one_large_image(x: torch.Tensor) -> bool:
-    """Whether x holds one image of at least _LAST_AXIS_MAX_MIN_PIXELS pixels, read as plain numbers while tracing
-    (the export records the choice made for the traced input)."""
+    """Whether x holds one image of at least _LAST_AXIS_MAX_MIN_PIXELS pixels, as the TorchScript tracer sees it (the
+    export records the choice made for the traced input). Under torch.export sizes may be symbolic, and reading them
+    as numbers would pin them, so the answer there is no."""
+    if not torch.jit.is_tracing():
+        return False
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         n, _, h, w = (int(size) for size in x.shape)
