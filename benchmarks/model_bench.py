@@ -75,7 +75,8 @@ def _record(device: str, scale: str, kind: str, batch: int, imgsz: int, times: d
 
 def eager_inference(cfg: BenchConfig, device: str, scale: str, progress: Callable[[str], None]) -> list[dict]:
     """Fused eager PyTorch inference under inference_mode, one record per batch size."""
-    models = {role: build_model(yaml, cfg.seed, device, True, cfg.imgsz) for role, yaml in model_names(scale).items()}
+    names = model_names(scale)
+    models = {role: build_model(yaml, cfg.seed, device, fused=True, imgsz=cfg.imgsz) for role, yaml in names.items()}
     records = []
     for batch in cfg.model_batches:
         progress(f"model yolov8{scale} eager inference batch {batch}")
@@ -187,7 +188,7 @@ def peak_memory(cfg: BenchConfig, device: str, scale: str, progress: Callable[[s
     x = torch.rand(batch, 3, cfg.imgsz, cfg.imgsz, device=device)
     inference = {}
     for role, yaml in model_names(scale).items():
-        model = build_model(yaml, cfg.seed, device, True, cfg.imgsz)
+        model = build_model(yaml, cfg.seed, device, fused=True, imgsz=cfg.imgsz)
         with torch.inference_mode():
             model(x)  # first-call allocations (e.g. Detect anchors) out of the way
             inference[role] = peak_memory_mib(lambda m=model: m(x), device)

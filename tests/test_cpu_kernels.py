@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import stat
 import sys
 from pathlib import Path
@@ -11,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers import run_python
+from helpers import c_kernels_or_skip, run_python
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
@@ -21,16 +19,9 @@ from ultralytics_cbam import CBAM, cpu_kernels
 SHAPES = [(1, 1, 1, 1), (2, 3, 5, 7), (3, 5, 33, 40), (2, 1, 9, 9), (1, 4, 1, 1000)]
 
 
-def _has_compiler() -> bool:
-    return any(shutil.which(c) for c in (os.environ.get("CC") or "cc", "gcc", "clang"))
-
-
 @pytest.fixture(scope="module")
 def lib():
-    library = cpu_kernels.library()
-    if library is None:
-        pytest.skip(f"C kernels unavailable: {cpu_kernels.unavailable_reason()}")
-    return library
+    return c_kernels_or_skip()
 
 
 def inputs(shape, seed=0):
@@ -43,12 +34,6 @@ def inputs(shape, seed=0):
 def close(actual, expected):
     """float32 kernels against a float64 restatement."""
     torch.testing.assert_close(actual.double(), expected, rtol=1e-5, atol=1e-5)
-
-
-def test_kernels_build_where_a_compiler_is():
-    if not _has_compiler():
-        pytest.skip("no C compiler on this machine")
-    assert cpu_kernels.library() is not None, cpu_kernels.unavailable_reason()
 
 
 @pytest.mark.parametrize("shape", SHAPES)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import c_kernels_or_skip
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
@@ -90,8 +91,8 @@ def assert_same_grads(ours, ref, rtol=1e-5, atol=1e-5):
 def kernels(request):
     """Run a test on the fused C kernels (where a C compiler is present) and on PyTorch kernels alone."""
     use_c = request.param == "c-kernels"
-    if use_c and cpu_kernels.library() is None:
-        pytest.skip(f"C kernels unavailable: {cpu_kernels.unavailable_reason()}")
+    if use_c:
+        c_kernels_or_skip()
     cpu_kernels.use_cpu_kernels(use_c)
     yield request.param
     cpu_kernels.use_cpu_kernels(True)

@@ -98,7 +98,7 @@ def build(cache_dir: Path | None = None, compiler: str | None = None) -> Path:
     Raises:
         KernelBuildError: No compiler, an unsafe cache folder, or a failed compilation (with the compiler's output).
     """
-    compiler = compiler or _find_compiler()
+    compiler = compiler or find_compiler()
     folder = _cache_dir(cache_dir)
     source = SOURCE.read_bytes()
     key = hashlib.sha256(b"\0".join([source, _compiler_id(compiler).encode(), _cpu_id().encode()])).hexdigest()[:16]
@@ -130,7 +130,7 @@ def _load(path: Path) -> ctypes.CDLL:
     return lib
 
 
-def _find_compiler() -> str:
+def find_compiler() -> str:
     """$CC if set, else the first of cc, gcc and clang on the PATH."""
     chosen = os.environ.get("CC", "").strip()
     if chosen:

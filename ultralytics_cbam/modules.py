@@ -286,10 +286,10 @@ def _spatial_descriptors(x: torch.Tensor, matmul: bool) -> torch.Tensor:
     if matmul:
         n, c, h, w = x.shape
         mean = torch.matmul(x.new_full((1, c), 1 / c), x.flatten(2)).view(n, 1, h, w)
-        top = _exported_channel_max(x) if _exporting_onnx() and _one_large_image(x) else None
     else:
-        mean, top = x.mean(1, keepdim=True), None
-    return torch.cat((mean, x.amax(1, keepdim=True) if top is None else top), dim=1)
+        mean = x.mean(1, keepdim=True)
+    exported = matmul and _exporting_onnx() and _one_large_image(x)
+    return torch.cat((mean, _exported_channel_max(x) if exported else x.amax(1, keepdim=True)), dim=1)
 
 
 def _one_large_image(x: torch.Tensor) -> bool:
