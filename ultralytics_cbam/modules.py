@@ -13,7 +13,9 @@ MLP in one pass (as a matrix product), and the 2 -> 1 spatial convolution runs o
   autograd does for ``amax`` (tied maxima share it evenly) and touches each full-size tensor only a few times;
 * the plain formula, op by op, for tracing, ONNX export, ``torch.compile``, functorch transforms, autocast, hooks on
   the ``channel``/``spatial`` sub-modules, mixed dtypes and double backward. In ONNX export the mean over C is a
-  MatMul and the spatial convolution a depthwise one plus a sum, which ONNX Runtime runs faster.
+  MatMul and the spatial convolution a depthwise one plus a sum, which ONNX Runtime runs faster, and maxima are
+  GlobalMaxPools; a CBAM layer exported by the TorchScript tracer records ``onnx_graph``'s graph, which keeps ONNX
+  Runtime's blocked layout through the layer.
 
 ``use_compiled_cbam()`` opts in to a ``torch.compile``-fused CBAM; ``use_cpu_kernels(False)`` keeps CBAM off the C
 kernels.
@@ -22,7 +24,6 @@ kernels.
 from __future__ import annotations
 
 import sys
-import warnings
 from typing import NamedTuple
 
 import torch
@@ -30,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.modules import module as nn_module
 
-from ultralytics_cbam import fused
+from ultralytics_cbam import fused, onnx_graph
 from ultralytics_cbam.cpu_kernels import use_cpu_kernels
 from ultralytics_cbam.ops import (
     conv_backward,
@@ -166,6 +167,8 @@ class CBAM(nn.Module):
         _check_input(self, x, self.channel.channels)
         if _COMPILED.enabled and not _is_graph_capture():
             return _compiled_cbam(self, x)
+        if _blocked_layout_export(self):
+            return onnx_graph.blocked_layout_cbam(self, x)
         params = _parameters(self)
         if params is None or not _fast_context(x) or _needs_plain_path(self, x, params):
             return plain_cbam(self, x)
@@ -185,8 +188,6 @@ class CBAM(nn.Module):
 
 # From this many pixels per map (H * W) on, means as matrix products read the input faster than mean reductions.
 _MATMUL_MEAN_MIN_PIXELS = 1600
-# From this many pixels per map on, single-image ONNX exports take the max over C along the last axis of a transpose.
-_LAST_AXIS_MAX_MIN_PIXELS = 4096
 # From this many output pixels (N * H * W) on, the folded depthwise kernels beat the stock ones on CPU.
 _FOLDED_CONV_MIN_PIXELS = 6400
 
@@ -278,7 +279,8 @@ def _channel_descriptors(x: torch.Tensor, matmul: bool) -> torch.Tensor:
         mean = torch.matmul(x.view(n, c, h * w), x.new_full((h * w,), 1 / (h * w)))
     else:
         mean = x.mean((2, 3))
-    return torch.stack((mean, x.amax((2, 3))), dim=1)
+    maximum = onnx_graph.global_max(x).flatten(1) if _exporting_onnx() else x.amax((2, 3))
+    return torch.stack((mean, maximum), dim=1)
 
 
 def _spatial_descriptors(x: torch.Tensor, matmul: bool) -> torch.Tensor:
@@ -288,32 +290,18 @@ def _spatial_descriptors(x: torch.Tensor, matmul: bool) -> torch.Tensor:
         mean = torch.matmul(x.new_full((1, c), 1 / c), x.flatten(2)).view(n, 1, h, w)
     else:
         mean = x.mean(1, keepdim=True)
-    exported = matmul and _exporting_onnx() and _one_large_image(x)
-    return torch.cat((mean, _exported_channel_max(x) if exported else x.amax(1, keepdim=True)), dim=1)
+    return torch.cat((mean, onnx_graph.channel_max(x) if _exporting_onnx() else x.amax(1, keepdim=True)), dim=1)
 
 
-def _one_large_image(x: torch.Tensor) -> bool:
-    """Whether x holds one image of at least _LAST_AXIS_MAX_MIN_PIXELS pixels, as the TorchScript tracer sees it (the
-    export records the choice made for the traced input). Under torch.export sizes may be symbolic, and reading them
-    as numbers would pin them, so the answer there is no."""
-    if not torch.jit.is_tracing():
+def _blocked_layout_export(cbam: CBAM) -> bool:
+    """Whether to record the blocked-layout graph (onnx_graph): ONNX exports by the TorchScript tracer (the one
+    Ultralytics uses; the graph's custom ONNX ops need it), for layers with stock sub-modules and no hooks."""
+    if not (_exporting_onnx() and torch.jit.is_tracing()):
         return False
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", torch.jit.TracerWarning)
-        n, _, h, w = (int(size) for size in x.shape)
-    return n == 1 and h * w >= _LAST_AXIS_MAX_MIN_PIXELS
-
-
-def _exported_channel_max(x: torch.Tensor) -> torch.Tensor:
-    """x.amax(1, keepdim=True) as a max over the last axis of the (N * H * W, C) transposed map.
-
-    ONNX Runtime splits a ReduceMax over a middle axis between threads only along the axes before it, so for a single
-    image it runs on one thread and reads the map with strides (0.8 ms for yolov8n's P2 map at 640 px, against 0.26 ms
-    for the transpose and a max over the last axis). From a few images on the ReduceMax is faster, so exports traced
-    with a larger batch keep it.
-    """
-    n, c, h, w = x.shape
-    return x.flatten(2).transpose(1, 2).reshape(-1, c).amax(1).view(n, 1, h, w)
+    channel, spatial = cbam.channel, cbam.spatial
+    if _parameters(cbam) is None or type(channel.act) is not nn.ReLU:
+        return False
+    return not _has_hooks(channel, spatial, channel.fc1, channel.act, channel.fc2, spatial.conv)
 
 
 def _channel_sum(t: torch.Tensor, matmul: bool) -> torch.Tensor:

@@ -69,7 +69,7 @@ def descriptor_conv(conv: nn.Conv2d, descriptors: torch.Tensor, route: str) -> t
     if route == "grouped":
         k = conv.kernel_size[0]
         per_channel = F.conv2d(descriptors, conv.weight.view(2, 1, k, k), padding=k // 2, groups=2)
-        return per_channel[:, :1] + per_channel[:, 1:]
+        return per_channel.sum(1, keepdim=True)  # a ReduceSum: onnx2tf misreads the slices of unsimplified graphs
     if route == "small":
         k = conv.kernel_size[0]
         return torch.ops.aten.thnn_conv2d(descriptors, conv.weight, [k, k], None, [1, 1], [k // 2, k // 2])

@@ -1,0 +1,158 @@
+"""ONNX exports: the blocked-layout graph of CBAM computes the paper's CBAM and keeps ONNX Runtime's blocked (NCHWc)
+layout through the layer; hooked layers and standalone attention modules keep the plain graph; no export has a
+ReduceMax."""
+
+from __future__ import annotations
+
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+from test_modules import randomized, ref_cbam, ref_channel, ref_spatial
+from torch import nn
+
+from ultralytics_cbam import CBAM, ChannelAttention, SpatialAttention
+
+NCHWC = "com.microsoft.nchwc"
+
+
+class ConvCBAMConv(nn.Module):
+    """CBAM between two convolutions, where a YOLO backbone has it."""
+
+    def __init__(self, channels: int = 32, bias: bool = False) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, channels, 3, padding=1)
+        self.cbam = CBAM(channels, 4, bias=bias)
+        self.head = nn.Conv2d(channels, channels, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.cbam(self.stem(x)))
+
+
+def export(model: nn.Module, x: torch.Tensor, path, dynamic: bool = False, opset: int = 17) -> onnx.GraphProto:
+    axes = {"x": {0: "n", 2: "h", 3: "w"}, "y": {0: "n", 2: "h", 3: "w"}} if dynamic else None
+    torch.onnx.export(
+        model, (x,), str(path), input_names=["x"], output_names=["y"], dynamic_axes=axes, opset_version=opset,
+        dynamo=False,
+    )  # fmt: skip
+    return onnx.load(str(path)).graph
+
+
+def run(path, x: torch.Tensor, optimized=None) -> torch.Tensor:
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if optimized is not None:
+        options.optimized_model_filepath = str(optimized)
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return torch.from_numpy(session.run(None, {"x": x.numpy()})[0])
+
+
+def expected(model: ConvCBAMConv, x: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        return model.head(ref_cbam(model.stem(x), model.cbam))
+
+
+def cbam_model(bias: bool = False) -> ConvCBAMConv:
+    model = ConvCBAMConv(bias=bias).eval()
+    randomized(model.cbam)
+    return model
+
+
+@pytest.mark.parametrize("batch", [1, 4])
+@pytest.mark.parametrize("bias", [False, True])
+def test_export_computes_cbam(tmp_path, bias, batch):
+    model = cbam_model(bias)
+    x = torch.randn(batch, 3, 24, 40)
+    ops = [n.op_type for n in export(model, x, tmp_path / "m.onnx").node]
+    assert {"GlobalMaxPool", "Resize", "Transpose"} <= set(ops) and "MaxPool" not in ops
+    torch.testing.assert_close(run(tmp_path / "m.onnx", x), expected(model, x), atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("bias", [False, True])
+def test_dynamic_export_runs_at_other_batches_and_sizes(tmp_path, bias):
+    """The Resize scales follow the input's shape, so a graph traced at one size runs at any other."""
+    model = cbam_model(bias)
+    export(model, torch.randn(1, 3, 32, 32), tmp_path / "m.onnx", dynamic=True)
+    for shape in [(1, 3, 32, 32), (3, 3, 17, 9), (2, 3, 1, 1), (1, 3, 48, 20)]:
+        x = torch.randn(*shape)
+        torch.testing.assert_close(run(tmp_path / "m.onnx", x), expected(model, x), atol=1e-4, rtol=1e-4)
+
+
+def test_before_opset_11_the_channel_gate_is_expanded(tmp_path):
+    """Resize takes its scales as an input only from opset 11 on; older opsets get an Expand."""
+    model = cbam_model()
+    x = torch.randn(1, 3, 16, 16)
+    ops = [n.op_type for n in export(model, x, tmp_path / "m.onnx", opset=10).node]
+    assert "Expand" in ops and "Resize" not in ops
+    torch.testing.assert_close(run(tmp_path / "m.onnx", x), expected(model, x), atol=1e-4, rtol=1e-4)
+
+
+def test_hooked_layers_keep_the_plain_graph(tmp_path):
+    model = cbam_model()
+    x = torch.randn(1, 3, 16, 16)
+    calls = []
+    handle = model.cbam.channel.fc1.register_forward_hook(lambda *args: calls.append(1))
+    try:
+        ops = [n.op_type for n in export(model, x, tmp_path / "hooked.onnx").node]
+    finally:
+        handle.remove()
+    assert calls and "Resize" not in ops
+    torch.testing.assert_close(run(tmp_path / "hooked.onnx", x), expected(model, x), atol=1e-4, rtol=1e-4)
+
+
+def test_onnx_runtime_keeps_the_layer_in_its_blocked_layout(tmp_path):
+    """ONNX Runtime feeds the CBAM output to the next convolution without converting it back from NCHW (the plain
+    graph needs a ReorderInput there), and takes the NHWC map for the spatial descriptors straight from the blocked
+    one."""
+    model = cbam_model()
+    x = torch.randn(1, 3, 32, 48)
+    export(model, x, tmp_path / "m.onnx")
+    torch.testing.assert_close(
+        run(tmp_path / "m.onnx", x, tmp_path / "opt.onnx"), expected(model, x), atol=1e-4, rtol=1e-4
+    )
+    nodes = list(onnx.load(str(tmp_path / "opt.onnx")).graph.node)
+    if not any(n.domain == NCHWC for n in nodes):
+        pytest.skip("ONNX Runtime uses no blocked layout on this CPU")
+    producer = {out: n for n in nodes for out in n.output}
+    head = [n for n in nodes if n.op_type == "Conv" and n.domain == NCHWC][-1]
+    assert producer[head.input[0]].op_type == "Mul"  # the CBAM output, in the blocked layout
+    assert "Upsample" in [n.op_type for n in nodes if n.domain == NCHWC]
+    to_nhwc = [n for n in nodes if n.op_type == "ReorderOutput" and _attribute(n, "channels_last") == 1]
+    assert len(to_nhwc) == 1 and "Transpose" not in [n.op_type for n in nodes]
+
+
+def _attribute(node: onnx.NodeProto, name: str):
+    return next((onnx.helper.get_attribute_value(a) for a in node.attribute if a.name == name), None)
+
+
+def _standalone(kind: str) -> tuple[nn.Module, object]:
+    if kind == "channel":
+        m = randomized(ChannelAttention(16, 4)).eval()
+        return m, lambda x: ref_channel(x, m.fc1.weight, m.fc2.weight)
+    m = randomized(SpatialAttention(5)).eval()
+    return m, lambda x: ref_spatial(x, m.conv.weight)
+
+
+@pytest.mark.parametrize("opset", [17, 18, 19])
+@pytest.mark.parametrize(("kind", "batch"), [("cbam", 1), ("channel", 1), ("spatial", 1), ("spatial", 2)])
+def test_exports_have_no_reduce_max_and_pass_onnx_runtime_shape_inference(tmp_path, opset, kind, batch):
+    """Maxima are GlobalMaxPools. From opset 18 a ReduceMax takes its axes as an input, and ONNX Runtime's symbolic
+    shape inference (run by its quantisation tools and by Ultralytics' QNN export) then fails on the ops after it."""
+    from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
+
+    if kind == "cbam":
+        model = cbam_model()
+        reference, channels = (lambda x: expected(model, x)), 3
+    else:
+        model, reference = _standalone(kind)
+        channels = 16
+    path = tmp_path / "m.onnx"
+    graph = export(model, torch.randn(batch, channels, 20, 24), path, dynamic=True, opset=opset)
+    assert "ReduceMax" not in [n.op_type for n in graph.node]
+    inferred = SymbolicShapeInference.infer_shapes(onnx.load(str(path)), auto_merge=True).graph
+    ranks = {v.name: len(v.type.tensor_type.shape.dim) for v in [*inferred.value_info, *inferred.input]}
+    # 4-D inputs only: onnx2tf infers layouts from shapes and reduces the wrong axis of a 3-D (N, P, C) one if P == C
+    assert {ranks[n.input[0]] for n in inferred.node if n.op_type == "GlobalMaxPool"} == {4}
+    for shape in [(batch, channels, 20, 24), (3, channels, 9, 70), (1, channels, 1, 1)]:
+        x = torch.randn(*shape)
+        torch.testing.assert_close(run(path, x), reference(x), atol=1e-4, rtol=1e-4)

@@ -1,0 +1,130 @@
+"""The graph CBAM records in ONNX exports, laid out for ONNX Runtime's blocked (NCHWc) CPU kernels.
+
+ONNX Runtime runs convolutions in a blocked layout and converts a map back to NCHW for every op that lacks a blocked
+kernel. The plain formula broadcasts its gates over maps, which no blocked kernel does, so each CBAM layer cost two
+full-size layout conversions, and the Concat and Resize layers fed by CBAM fell back to NCHW as well. This graph gives
+every full-size op a blocked kernel:
+
+* channel descriptors: GlobalAveragePool and GlobalMaxPool, which read the blocked map;
+* the shared MLP as 1x1 convolutions on both descriptors, W2 (relu(W1 a + b1) + relu(W1 m + b1)) + 2 b2, its hidden
+  layer padded with zero units to a whole number of channel blocks;
+* channel gate: a nearest-neighbour Resize of (N, C, 1, 1) to the map's size, so that the multiply sees two maps
+  of one shape;
+* spatial descriptors: the mean and max over the last axis of the map transposed to NHWC, a transpose that
+  ONNX Runtime folds into its layout conversion (the max as a GlobalMaxPool, see ``_GlobalMaxPool``);
+* spatial gate: the k x k convolution as a depthwise one plus a sum, then a 1 -> C convolution with unit weights that
+  repeats it over the channels.
+
+The maths is the paper's; only the summation order of the MLP's bias differs. Sizes stay symbolic, so dynamic exports
+still run at any size. The TorchScript tracer (behind Ultralytics' ``format=onnx``) records this graph; its custom
+ONNX ops are ``symbolic`` methods, which only that exporter reads.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ultralytics_cbam.ops import descriptor_conv
+
+_ONNX_FLOAT = 1  # TensorProto.FLOAT
+_BLOCK = 16  # channels per block of ONNX Runtime's blocked layout with AVX-512 (8 with AVX2)
+
+
+class _GlobalMaxPool(torch.autograd.Function):
+    """Max over all dimensions after the first two, kept as size 1: GlobalMaxPool in ONNX.
+
+    The stock export of a max is a ReduceMax, whose axes are an input from opset 18 on: ONNX Runtime's symbolic shape
+    inference (which its quantisation tools and Ultralytics' QNN export run) then loses the shapes of everything
+    after it. The stock export of an adaptive max pooling pins the input size.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        return x.amax(tuple(range(2, x.dim())), keepdim=True)
+
+    @staticmethod
+    def symbolic(g, x):
+        return g.op("GlobalMaxPool", x)
+
+
+class _RepeatOverMap(torch.autograd.Function):
+    """(N, C, 1, 1) weights repeated over the H x W of `like`: a nearest-neighbour Resize in ONNX.
+
+    Its scales are constants in static exports (ONNX Runtime's blocked kernel needs them to be; converters such as
+    onnx2tf read them only then) and the ratio of the two shapes where H or W are dynamic. Before opset 11, whose
+    Resize takes no scales input, it is an Expand.
+    """
+
+    @staticmethod
+    def forward(ctx, weights: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        return weights.expand_as(like)
+
+    @staticmethod
+    def symbolic(g, weights, like):
+        if g.opset < 11:
+            return g.op("Expand", weights, g.op("Shape", like))
+        sizes = like.type().varyingSizes() if like.type().kind() == "TensorType" else None
+        if sizes is not None and len(sizes) == 4 and None not in sizes[2:]:  # static: constant scales
+            scales = g.op("Constant", value_t=torch.tensor([1.0, 1.0, *map(float, sizes[2:])]))
+        else:
+            scales = g.op("Cast", g.op("Div", g.op("Shape", like), g.op("Shape", weights)), to_i=_ONNX_FLOAT)
+        roi = g.op("Constant", value_t=torch.tensor([], dtype=torch.float32))
+        return g.op(
+            "Resize",
+            weights,
+            roi,
+            scales,
+            mode_s="nearest",
+            coordinate_transformation_mode_s="asymmetric",
+            nearest_mode_s="floor",
+        )
+
+
+def global_max(x: torch.Tensor) -> torch.Tensor:
+    """The max over all dimensions after the first two, kept as size 1; a GlobalMaxPool in ONNX."""
+    return _GlobalMaxPool.apply(x)
+
+
+def channel_max(x: torch.Tensor) -> torch.Tensor:
+    """x.amax(1, keepdim=True) of an (N, C, H, W) map: a GlobalMaxPool over the map transposed to NHWC."""
+    return last_axis_max(x.permute(0, 2, 3, 1).flatten(1, 2)).view(x.shape[0], 1, x.shape[2], x.shape[3])
+
+
+def last_axis_max(pixels: torch.Tensor) -> torch.Tensor:
+    """The max over the last axis of (N, P, C) rows, shape (N, P): a GlobalMaxPool over (N, P, 1, C).
+
+    The singleton axis keeps P and C apart for converters that infer layouts from shapes: onnx2tf reduces the wrong
+    axis of an (N, P, C) GlobalMaxPool when P == C.
+    """
+    return _GlobalMaxPool.apply(pixels.unsqueeze(2)).flatten(1)
+
+
+def blocked_layout_cbam(cbam: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """CBAM(x) in ops that ONNX Runtime runs on blocked maps (see the module docstring)."""
+    fc1, fc2, conv = cbam.channel.fc1, cbam.channel.fc2, cbam.spatial.conv
+    n, _, h, w = x.shape
+    w1, b1, w2 = _blocked_hidden(fc1.weight, fc1.bias, fc2.weight)
+    hidden = F.conv2d(F.adaptive_avg_pool2d(x, 1), w1, b1).relu() + F.conv2d(global_max(x), w1, b1).relu()
+    logits = F.conv2d(hidden, w2, None if fc2.bias is None else 2 * fc2.bias)
+    y = x * _RepeatOverMap.apply(logits.sigmoid(), x)
+    pixels = y.permute(0, 2, 3, 1).reshape(n, h * w, 1, -1)  # (N, H * W, 1, C): see last_axis_max
+    means_and_maxima = torch.cat((pixels.mean(3, keepdim=True), _GlobalMaxPool.apply(pixels)), dim=1)
+    gate = descriptor_conv(conv, means_and_maxima.view(n, 2, h, w), "grouped").sigmoid()
+    repeat = torch.ones((cbam.channel.channels, 1, 1, 1), dtype=gate.dtype, device=gate.device)
+    return y * F.conv2d(gate, repeat)
+
+
+def _blocked_hidden(
+    w1: torch.Tensor, b1: torch.Tensor | None, w2: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+    """The MLP with its hidden layer padded by zero units to a multiple of 16, the largest channel block of ONNX
+    Runtime's blocked kernels, so that both 1x1 convolutions run on them. A padded unit is relu(0) = 0 and has zero
+    weights in W2, so the output is unchanged."""
+    extra = -w1.shape[0] % _BLOCK
+    if not extra:
+        return w1, b1, w2
+    w1 = torch.cat((w1, w1.new_zeros((extra, *w1.shape[1:]))))
+    b1 = None if b1 is None else torch.cat((b1, b1.new_zeros(extra)))
+    return w1, b1, torch.cat((w2, w2.new_zeros((w2.shape[0], extra, 1, 1))), dim=1)
