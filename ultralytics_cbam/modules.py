@@ -167,10 +167,10 @@ class CBAM(nn.Module):
         _check_input(self, x, self.channel.channels)
         if _COMPILED.enabled and not _is_graph_capture():
             return _compiled_cbam(self, x)
-        if _blocked_layout_export(self):
-            return onnx_graph.blocked_layout_cbam(self, x)
         params = _parameters(self)
         if params is None or not _fast_context(x) or _needs_plain_path(self, x, params):
+            if params is not None and _blocked_layout_export(self):
+                return onnx_graph.blocked_layout_cbam(self, x)
             return plain_cbam(self, x)
         route = _conv_route(self.spatial.conv, x, True)
         needs_grad = torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in params))
@@ -295,11 +295,12 @@ def _spatial_descriptors(x: torch.Tensor, matmul: bool) -> torch.Tensor:
 
 def _blocked_layout_export(cbam: CBAM) -> bool:
     """Whether to record the blocked-layout graph (onnx_graph): ONNX exports by the TorchScript tracer (the one
-    Ultralytics uses; the graph's custom ONNX ops need it), for layers with stock sub-modules and no hooks."""
+    Ultralytics uses; the graph's custom ONNX ops need it), for layers with stock sub-modules (the caller checks the
+    convolutions) and no hooks."""
     if not (_exporting_onnx() and torch.jit.is_tracing()):
         return False
     channel, spatial = cbam.channel, cbam.spatial
-    if _parameters(cbam) is None or type(channel.act) is not nn.ReLU:
+    if type(channel.act) is not nn.ReLU:
         return False
     return not _has_hooks(channel, spatial, channel.fc1, channel.act, channel.fc2, spatial.conv)
 

@@ -88,17 +88,16 @@ def global_max(x: torch.Tensor) -> torch.Tensor:
 
 
 def channel_max(x: torch.Tensor) -> torch.Tensor:
-    """x.amax(1, keepdim=True) of an (N, C, H, W) map: a GlobalMaxPool over the map transposed to NHWC."""
-    return last_axis_max(x.permute(0, 2, 3, 1).flatten(1, 2)).view(x.shape[0], 1, x.shape[2], x.shape[3])
+    """x.amax(1, keepdim=True) of an (N, C, H, W) map: a GlobalMaxPool over its pixel rows (see _pixel_rows)."""
+    return _GlobalMaxPool.apply(_pixel_rows(x)).view(x.shape[0], 1, x.shape[2], x.shape[3])
 
 
-def last_axis_max(pixels: torch.Tensor) -> torch.Tensor:
-    """The max over the last axis of (N, P, C) rows, shape (N, P): a GlobalMaxPool over (N, P, 1, C).
-
-    The singleton axis keeps P and C apart for converters that infer layouts from shapes: onnx2tf reduces the wrong
-    axis of an (N, P, C) GlobalMaxPool when P == C.
-    """
-    return _GlobalMaxPool.apply(pixels.unsqueeze(2)).flatten(1)
+def _pixel_rows(x: torch.Tensor) -> torch.Tensor:
+    """An (N, C, H, W) map as (N, H * W, 1, C): the transpose to NHWC, with a singleton axis that keeps H * W and C
+    apart for converters that infer layouts from shapes (onnx2tf reduces the wrong axis of an (N, P, C)
+    GlobalMaxPool when P == C)."""
+    n, _, h, w = x.shape
+    return x.permute(0, 2, 3, 1).reshape(n, h * w, 1, -1)
 
 
 def blocked_layout_cbam(cbam: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -109,7 +108,7 @@ def blocked_layout_cbam(cbam: nn.Module, x: torch.Tensor) -> torch.Tensor:
     hidden = F.conv2d(F.adaptive_avg_pool2d(x, 1), w1, b1).relu() + F.conv2d(global_max(x), w1, b1).relu()
     logits = F.conv2d(hidden, w2, None if fc2.bias is None else 2 * fc2.bias)
     y = x * _RepeatOverMap.apply(logits.sigmoid(), x)
-    pixels = y.permute(0, 2, 3, 1).reshape(n, h * w, 1, -1)  # (N, H * W, 1, C): see last_axis_max
+    pixels = _pixel_rows(y)
     means_and_maxima = torch.cat((pixels.mean(3, keepdim=True), _GlobalMaxPool.apply(pixels)), dim=1)
     gate = descriptor_conv(conv, means_and_maxima.view(n, 2, h, w), "grouped").sigmoid()
     repeat = torch.ones((cbam.channel.channels, 1, 1, 1), dtype=gate.dtype, device=gate.device)
