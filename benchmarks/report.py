@@ -111,11 +111,28 @@ def stamp() -> str:
 
 def markdown(results: dict) -> str:
     """All result tables as Markdown."""
+    lines = [f"# CBAM benchmark ({results['meta']['mode']} mode)", "", machine_line(results), ""]
+    lines += _targets_table(results.get("targets", []))
+    lines += _model_table(results.get("model", []))
+    lines += _memory_table(results.get("memory", []))
+    lines += _size_table(results.get("size", []))
+    lines += _module_table(results.get("module", []))
+    return "\n".join(lines) + "\n"
+
+
+def summary(results: dict) -> str:
+    """The machine line, the speed targets and the model-level table, their headings at level 4 (for the README)."""
+    if not results.get("targets") or not results.get("model"):
+        raise ValueError("results have no speed targets or no model-level records")
+    lines = [machine_line(results), "", *_targets_table(results["targets"]), *_model_table(results["model"])]
+    return "\n".join(f"##{line}" if line.startswith("## ") else line for line in lines).strip()
+
+
+def machine_line(results: dict) -> str:
+    """Machine, versions, date and how to read the times."""
     meta = results["meta"]
     m = meta["machine"]
-    lines = [
-        f"# CBAM benchmark ({meta['mode']} mode)",
-        "",
+    return (
         f"{m['cpu']}"
         + (f" ({m['cpu_caches']})" if m.get("cpu_caches") else "")
         + f", {m['logical_cpus']} logical CPUs, torch threads: {meta['threads']}"
@@ -124,15 +141,8 @@ def markdown(results: dict) -> str:
         + (f" CBAM on {m['cbam_kernels']};" if "cbam_kernels" in m else "")
         + f" {meta['date']}. Times are medians of interleaved samples; a ratio is ours / theirs (lower is better),"
         + " the median over rounds of the two samples taken back to back. Other load on the machine only adds time,"
-        + " so the ratio of the fastest samples is shown too.",
-        "",
-    ]
-    lines += _targets_table(results.get("targets", []))
-    lines += _model_table(results.get("model", []))
-    lines += _memory_table(results.get("memory", []))
-    lines += _size_table(results.get("size", []))
-    lines += _module_table(results.get("module", []))
-    return "\n".join(lines) + "\n"
+        + " so the ratio of the fastest samples is shown too."
+    )
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -52,46 +53,63 @@ def test_paired_ratio_is_the_median_of_round_ratios():
     assert paired_ratio(ours, theirs) == pytest.approx(sorted([0.5, 0.9, 1.0])[1])
 
 
-RESULTS = """# CBAM benchmark (full mode)
-
-Machine line.
-
-## Speed targets (CPU): 1 of 1 met
-
-| target | ratio |
-|---|---|
-| x | 0.9 |
-
-## Module level
-
-| layer |
-|---|
-
-## Model level
-
-| model |
-|---|
-| yolov8n |
-"""
+MACHINE = {
+    "cpu": "Test CPU",
+    "logical_cpus": 2,
+    "torch": "2.x",
+    "ultralytics": "8.x",
+    "onnxruntime": "1.x",
+    "timm": "1.x",
+}
+RESULTS = {
+    "meta": {"mode": "full", "threads": 2, "date": "2026-01-01 00:00 UTC", "machine": MACHINE},
+    "targets": [
+        {"target": "yolov8n eager b1", "ratio": 1.01, "limit": 1.03, "met": True},
+        {"target": "module cbam x", "ratio": 1.2, "limit": 1.0, "met": False},
+    ],
+    "model": [
+        {
+            "scale": "n", "kind": "eager", "device": "cpu", "batch": 1, "imgsz": 640, "ratio": 1.01,
+            "ratio_of_minima": 1.0, "times": {"yolov8": {"median_ms": 50.0}, "yolov8-cbam": {"median_ms": 50.5}},
+        }
+    ],
+    "module": [{"layer": "not in the README"}],
+}  # fmt: skip
 
 
 def test_readme_block_is_rewritten_from_the_results(tmp_path):
     readme = tmp_path / "README.md"
     readme.write_text(f"intro\n{readme_tables.START}\nold\n{readme_tables.END}\noutro\n")
-    results = tmp_path / "cpu-full.md"
-    results.write_text(RESULTS)
+    results = tmp_path / "cpu-full.json"
+    results.write_text(json.dumps(RESULTS))
     readme_tables.update_readme(readme, results)
     text = readme.read_text()
     assert text.startswith("intro\n") and text.endswith("outro\n") and "old" not in text
-    assert "Machine line." in text and "#### Speed targets (CPU): 1 of 1 met" in text
-    assert "#### Model level" in text and "| yolov8n |" in text and "Module level" not in text
+    assert "Test CPU, 2 logical CPUs, torch threads: 2" in text and "2026-01-01 00:00 UTC" in text
+    assert "#### Speed targets (CPU): 1 of 2 met" in text and "| module cbam x | 1.200 | ≤ 1.0 | **no** |" in text
+    assert (
+        "#### Model level" in text and "| yolov8n | eager PyTorch (fused) | cpu | 1x640 | 50 | 50.5 | 1.010 |" in text
+    )
+    assert "Module level" not in text and "not in the README" not in text
+
+
+@pytest.mark.parametrize("content", ["not json", json.dumps({**RESULTS, "model": []}), json.dumps({"targets": [1]})])
+def test_bad_inputs_are_refused_and_the_readme_kept(tmp_path, content):
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{readme_tables.START}\nold\n{readme_tables.END}\n")
+    before = readme.read_text()
+    results = tmp_path / "cpu-full.json"
+    results.write_text(content)
+    with pytest.raises(ValueError, match=r"cpu-full\.json is not a benchmark results file"):
+        readme_tables.update_readme(readme, results)
+    assert readme.read_text() == before
 
 
 def test_readme_without_markers_is_refused(tmp_path):
     readme = tmp_path / "README.md"
     readme.write_text("no block here\n")
-    results = tmp_path / "cpu-full.md"
-    results.write_text(RESULTS)
+    results = tmp_path / "cpu-full.json"
+    results.write_text(json.dumps(RESULTS))
     with pytest.raises(ValueError, match=r"README\.md has no"):
         readme_tables.update_readme(readme, results)
     assert readme.read_text() == "no block here\n"

@@ -1,4 +1,5 @@
-"""Exported CBAM models (ONNX static and dynamic, TorchScript) compute what the PyTorch model computes."""
+"""Exported CBAM models (ONNX static and dynamic, TorchScript) and single-attention models (ONNX) compute what the
+PyTorch model computes."""
 
 from __future__ import annotations
 
@@ -12,6 +13,10 @@ import onnxruntime
 import pytest
 import torch
 from ultralytics import YOLO
+from ultralytics.nn.tasks import DetectionModel
+
+from ultralytics_cbam import ChannelAttention, SpatialAttention
+from ultralytics_cbam.ablation import Variant, build_variant
 
 IMGSZ = 64
 # Max abs difference allowed between an exported model's output and PyTorch's, over box coordinates (pixels) and
@@ -79,3 +84,21 @@ def test_torchscript_matches_pytorch(weights, coco8_images):
         got = torch.jit.load(str(path), map_location="cpu")(x)
     got = (got[0] if isinstance(got, (list, tuple)) else got).numpy()
     assert_close(got, pytorch_output(weights, x))
+
+
+@pytest.mark.parametrize(("variant", "blocked_op"), [("channel", "GlobalAveragePool"), ("spatial", "ReduceSum")])
+def test_single_attention_models_export_the_blocked_graph(variant, blocked_op, tmp_path, coco8_images):
+    """Ablation models with ChannelAttention or SpatialAttention layers export through `format=onnx` in the blocked
+    layout (no MatMul: the plain graph's MLP and mean over C) and compute what PyTorch computes."""
+    model = DetectionModel({**build_variant(Variant.parse(variant)), "scale": "n"}, verbose=False)
+    layers = [m for m in model.modules() if isinstance(m, (ChannelAttention, SpatialAttention))]
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for p in (p for m in layers for p in m.parameters()):
+            p.normal_(0, 0.5)  # gates far from 0.5, so that a wrong formula shows
+    torch.save({"model": model}, tmp_path / "model.pt")
+    path = Path(YOLO(tmp_path / "model.pt").export(format="onnx", imgsz=IMGSZ))
+    ops = [n.op_type for n in onnx.load(str(path)).graph.node]
+    assert ops.count("GlobalMaxPool") == ops.count(blocked_op) == len(layers) == 4 and "MatMul" not in ops
+    x = batch(coco8_images, IMGSZ)
+    assert_close(onnx_output(path, x), pytorch_output(tmp_path / "model.pt", x))

@@ -260,15 +260,18 @@ def test_hooks_on_sub_modules_still_fire_and_agree():
     m = randomized(CBAM(LARGE[1], 4, 7))
     x, g = torch.randn(LARGE), torch.randn(LARGE)
     fast = grads_of(m, m, x, g)
-    calls = []
-    handle = m.spatial.register_forward_hook(lambda *_: calls.append("spatial"))
+    calls, outputs = [], []
+    handle = m.spatial.register_forward_hook(lambda _m, _a, out: calls.append("spatial") or outputs.append(out))
     handle2 = m.channel.register_forward_hook(lambda *_: calls.append("channel"))
     try:
         hooked = grads_of(m, m, x, g)
+        with torch.no_grad():
+            out = m(x)
     finally:
         handle.remove()
         handle2.remove()
-    assert "channel" in calls
+    assert calls == ["channel", "spatial"] * 2
+    torch.testing.assert_close(outputs[-1], out, rtol=0, atol=0)  # the spatial module's output is the layer's
     assert_same_grads(hooked, fast)
 
 

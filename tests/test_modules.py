@@ -229,11 +229,15 @@ def test_onnx_export_keeps_dynamic_sizes(tmp_path):
 
 
 @pytest.mark.parametrize("bias", [False, True])
-def test_onnx_graph_of_attention_modules_uses_the_ops_onnx_runtime_runs_fast(tmp_path, bias):
-    """ChannelAttention and SpatialAttention as separate layers export the plain formula: the mean over C is a MatMul
-    (no ReduceMean over axis 1), the spatial convolution a depthwise one plus a sum."""
+def test_plain_onnx_graph_of_attention_modules_uses_the_ops_onnx_runtime_runs_fast(tmp_path, bias, monkeypatch):
+    """In the plain formula's graph (which layers get where the blocked-layout one does not apply), the mean over C is
+    a MatMul (no ReduceMean over axis 1) and the spatial convolution a depthwise one plus a sum."""
     import onnx
     import onnxruntime as ort
+
+    from ultralytics_cbam import modules
+
+    monkeypatch.setattr(modules, "_blocked_layout_export", lambda *args: False)
 
     m = randomized(torch.nn.Sequential(ChannelAttention(24, 4, bias=bias), SpatialAttention())).eval()
     x = torch.randn(2, 24, 12, 10)

@@ -1,5 +1,5 @@
-"""ONNX exports: the blocked-layout graph of CBAM computes the paper's CBAM and keeps ONNX Runtime's blocked (NCHWc)
-layout through the layer; hooked layers and standalone attention modules keep the plain graph; no export has a
+"""ONNX exports: the blocked-layout graphs of CBAM, ChannelAttention and SpatialAttention compute the paper's formulas
+and keep ONNX Runtime's blocked (NCHWc) layout through the layer; hooked layers keep the plain graph; no export has a
 ReduceMax."""
 
 from __future__ import annotations
@@ -17,12 +17,12 @@ NCHWC = "com.microsoft.nchwc"
 
 
 class ConvCBAMConv(nn.Module):
-    """CBAM between two convolutions, where a YOLO backbone has it."""
+    """An attention layer (CBAM unless given) between two convolutions, where a YOLO backbone has it."""
 
-    def __init__(self, channels: int = 32, bias: bool = False) -> None:
+    def __init__(self, channels: int = 32, bias: bool = False, layer: nn.Module | None = None) -> None:
         super().__init__()
         self.stem = nn.Conv2d(3, channels, 3, padding=1)
-        self.cbam = CBAM(channels, 4, bias=bias)
+        self.cbam = CBAM(channels, 4, bias=bias) if layer is None else layer
         self.head = nn.Conv2d(channels, channels, 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -48,63 +48,110 @@ def run(path, x: torch.Tensor, optimized=None) -> torch.Tensor:
 
 
 def expected(model: ConvCBAMConv, x: torch.Tensor) -> torch.Tensor:
+    """The model with its attention layer computed by the paper's formulas (test_modules' references)."""
+    layer = model.cbam
     with torch.no_grad():
-        return model.head(ref_cbam(model.stem(x), model.cbam))
+        features = model.stem(x)
+        if isinstance(layer, ChannelAttention):
+            attended = ref_channel(features, layer.fc1.weight, layer.fc2.weight, layer.fc1.bias, layer.fc2.bias)
+        elif isinstance(layer, SpatialAttention):
+            attended = ref_spatial(features, layer.conv.weight)
+        else:
+            attended = ref_cbam(features, layer)
+        return model.head(attended)
 
 
-def cbam_model(bias: bool = False) -> ConvCBAMConv:
-    model = ConvCBAMConv(bias=bias).eval()
+def cbam_model(bias: bool = False, kind: str = "cbam") -> ConvCBAMConv:
+    layers = {"cbam": lambda: CBAM(32, 4, bias=bias), "channel": lambda: ChannelAttention(32, 4, bias=bias)}
+    layers["spatial"] = lambda: SpatialAttention(5)
+    model = ConvCBAMConv(layer=layers[kind]()).eval()
     randomized(model.cbam)
     return model
 
 
+KINDS_AND_BIAS = [("cbam", False), ("cbam", True), ("channel", False), ("channel", True), ("spatial", False)]
+# Ops of each blocked-layout graph: pooled channel descriptors and a Resize-repeated channel gate, NHWC spatial ones
+BLOCKED_OPS = {
+    "cbam": {"GlobalAveragePool", "GlobalMaxPool", "Resize", "Transpose"},
+    "channel": {"GlobalAveragePool", "GlobalMaxPool", "Resize"},
+    "spatial": {"GlobalMaxPool", "Transpose", "ReduceSum"},
+}
+
+
 @pytest.mark.parametrize("batch", [1, 4])
-@pytest.mark.parametrize("bias", [False, True])
-def test_export_computes_cbam(tmp_path, bias, batch):
-    model = cbam_model(bias)
+@pytest.mark.parametrize(("kind", "bias"), KINDS_AND_BIAS)
+def test_export_computes_the_paper_formula(tmp_path, kind, bias, batch):
+    model = cbam_model(bias, kind)
     x = torch.randn(batch, 3, 24, 40)
-    ops = [n.op_type for n in export(model, x, tmp_path / "m.onnx").node]
-    assert {"GlobalMaxPool", "Resize", "Transpose"} <= set(ops) and "MaxPool" not in ops
+    ops = {n.op_type for n in export(model, x, tmp_path / "m.onnx").node}
+    assert BLOCKED_OPS[kind] <= ops and not ops & {"MaxPool", "MatMul"}
+    assert ("Resize" in ops) == (kind != "spatial") and ("Transpose" in ops) == (kind != "channel")
     torch.testing.assert_close(run(tmp_path / "m.onnx", x), expected(model, x), atol=1e-4, rtol=1e-4)
 
 
-@pytest.mark.parametrize("bias", [False, True])
-def test_dynamic_export_runs_at_other_batches_and_sizes(tmp_path, bias):
+@pytest.mark.parametrize(("kind", "bias"), KINDS_AND_BIAS)
+def test_dynamic_export_runs_at_other_batches_and_sizes(tmp_path, kind, bias):
     """The Resize scales follow the input's shape, so a graph traced at one size runs at any other."""
-    model = cbam_model(bias)
+    model = cbam_model(bias, kind)
     export(model, torch.randn(1, 3, 32, 32), tmp_path / "m.onnx", dynamic=True)
     for shape in [(1, 3, 32, 32), (3, 3, 17, 9), (2, 3, 1, 1), (1, 3, 48, 20)]:
         x = torch.randn(*shape)
         torch.testing.assert_close(run(tmp_path / "m.onnx", x), expected(model, x), atol=1e-4, rtol=1e-4)
 
 
-def test_before_opset_11_the_channel_gate_is_expanded(tmp_path):
+@pytest.mark.parametrize("kind", ["cbam", "channel"])
+def test_before_opset_11_the_channel_gate_is_expanded(tmp_path, kind):
     """Resize takes its scales as an input only from opset 11 on; older opsets get an Expand."""
-    model = cbam_model()
+    model = cbam_model(kind=kind)
     x = torch.randn(1, 3, 16, 16)
     ops = [n.op_type for n in export(model, x, tmp_path / "m.onnx", opset=10).node]
     assert "Expand" in ops and "Resize" not in ops
     torch.testing.assert_close(run(tmp_path / "m.onnx", x), expected(model, x), atol=1e-4, rtol=1e-4)
 
 
-def test_hooked_layers_keep_the_plain_graph(tmp_path):
-    model = cbam_model()
+@pytest.mark.parametrize(
+    ("kind", "hooked", "blocked_channel", "plain_spatial"),
+    [
+        ("cbam", "channel.fc1", False, False),
+        ("cbam", "spatial", True, False),
+        ("channel", "act", False, False),
+        ("spatial", "conv", False, True),
+    ],
+)
+def test_hooked_layers_keep_the_plain_graph(tmp_path, kind, hooked, blocked_channel, plain_spatial):
+    """Hooks on modules the plain formula calls still run in export. Each attention part takes the plain graph only
+    where a module inside it is hooked (hooks on the part itself see the same input and output either way): a blocked
+    channel gate is a Resize, the plain mean over C a MatMul."""
+    model = cbam_model(kind=kind)
     x = torch.randn(1, 3, 16, 16)
     calls = []
-    handle = model.cbam.channel.fc1.register_forward_hook(lambda *args: calls.append(1))
+    handle = model.cbam.get_submodule(hooked).register_forward_hook(lambda *args: calls.append(1))
     try:
         ops = [n.op_type for n in export(model, x, tmp_path / "hooked.onnx").node]
     finally:
         handle.remove()
-    assert calls and "Resize" not in ops
+    assert calls and ("Resize" in ops) == blocked_channel and ("MatMul" in ops) == plain_spatial
     torch.testing.assert_close(run(tmp_path / "hooked.onnx", x), expected(model, x), atol=1e-4, rtol=1e-4)
 
 
-def test_onnx_runtime_keeps_the_layer_in_its_blocked_layout(tmp_path):
-    """ONNX Runtime feeds the CBAM output to the next convolution without converting it back from NCHW (the plain
-    graph needs a ReorderInput there), and takes the NHWC map for the spatial descriptors straight from the blocked
-    one."""
+def test_hooks_on_the_layer_itself_keep_the_blocked_graph(tmp_path):
+    """A hook on the CBAM module sees its input and output, which the blocked graph computes just the same."""
     model = cbam_model()
+    outputs = []
+    handle = model.cbam.register_forward_hook(lambda module, args, out: outputs.append(out))
+    try:
+        ops = [n.op_type for n in export(model, torch.randn(1, 3, 16, 16), tmp_path / "m.onnx").node]
+    finally:
+        handle.remove()
+    assert outputs and BLOCKED_OPS["cbam"] <= set(ops)
+
+
+@pytest.mark.parametrize("kind", ["cbam", "channel", "spatial"])
+def test_onnx_runtime_keeps_the_layer_in_its_blocked_layout(tmp_path, kind):
+    """ONNX Runtime feeds the layer's output to the next convolution without converting it back from NCHW (the plain
+    graph needs a ReorderInput there), repeats the channel gate in the blocked layout, and takes the NHWC map for the
+    spatial descriptors straight from the blocked one."""
+    model = cbam_model(kind=kind)
     x = torch.randn(1, 3, 32, 48)
     export(model, x, tmp_path / "m.onnx")
     torch.testing.assert_close(
@@ -115,10 +162,10 @@ def test_onnx_runtime_keeps_the_layer_in_its_blocked_layout(tmp_path):
         pytest.skip("ONNX Runtime uses no blocked layout on this CPU")
     producer = {out: n for n in nodes for out in n.output}
     head = [n for n in nodes if n.op_type == "Conv" and n.domain == NCHWC][-1]
-    assert producer[head.input[0]].op_type == "Mul"  # the CBAM output, in the blocked layout
-    assert "Upsample" in [n.op_type for n in nodes if n.domain == NCHWC]
+    assert producer[head.input[0]].op_type == "Mul"  # the layer's output, in the blocked layout
+    assert ("Upsample" in [n.op_type for n in nodes if n.domain == NCHWC]) == (kind != "spatial")
     to_nhwc = [n for n in nodes if n.op_type == "ReorderOutput" and _attribute(n, "channels_last") == 1]
-    assert len(to_nhwc) == 1 and "Transpose" not in [n.op_type for n in nodes]
+    assert len(to_nhwc) == (kind != "channel") and "Transpose" not in [n.op_type for n in nodes]
 
 
 def _attribute(node: onnx.NodeProto, name: str):

@@ -14,8 +14,8 @@ MLP in one pass (as a matrix product), and the 2 -> 1 spatial convolution runs o
 * the plain formula, op by op, for tracing, ONNX export, ``torch.compile``, functorch transforms, autocast, hooks on
   the ``channel``/``spatial`` sub-modules, mixed dtypes and double backward. In ONNX export the mean over C is a
   MatMul and the spatial convolution a depthwise one plus a sum, which ONNX Runtime runs faster, and maxima are
-  GlobalMaxPools; a CBAM layer exported by the TorchScript tracer records ``onnx_graph``'s graph, which keeps ONNX
-  Runtime's blocked layout through the layer.
+  GlobalMaxPools. A CBAM, ChannelAttention or SpatialAttention layer exported by the TorchScript tracer records
+  ``onnx_graph``'s graph instead, which keeps ONNX Runtime's blocked layout through the layer.
 
 ``use_compiled_cbam()`` opts in to a ``torch.compile``-fused CBAM; ``use_cpu_kernels(False)`` keeps CBAM off the C
 kernels.
@@ -110,6 +110,8 @@ class ChannelAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Scale each channel of `x` by its attention weight."""
+        if _blocked_layout_export(self, x):
+            return onnx_graph.blocked_channel_attention(self, x)
         return x * self.gate(x)
 
     def extra_repr(self) -> str:
@@ -141,6 +143,8 @@ class SpatialAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Scale each position of `x` by its attention weight."""
+        if _blocked_layout_export(self, x):
+            return onnx_graph.blocked_spatial_attention(self, x)
         return x * self.gate(x)
 
     def extra_repr(self) -> str:
@@ -169,7 +173,7 @@ class CBAM(nn.Module):
             return _compiled_cbam(self, x)
         params = _parameters(self)
         if params is None or not _fast_context(x) or _needs_plain_path(self, x, params):
-            if params is not None and _blocked_layout_export(self):
+            if _blocked_layout_export(self, x):
                 return onnx_graph.blocked_layout_cbam(self, x)
             return plain_cbam(self, x)
         route = _conv_route(self.spatial.conv, x, True)
@@ -293,16 +297,26 @@ def _spatial_descriptors(x: torch.Tensor, matmul: bool) -> torch.Tensor:
     return torch.cat((mean, onnx_graph.channel_max(x) if _exporting_onnx() else x.amax(1, keepdim=True)), dim=1)
 
 
-def _blocked_layout_export(cbam: CBAM) -> bool:
-    """Whether to record the blocked-layout graph (onnx_graph): ONNX exports by the TorchScript tracer (the one
-    Ultralytics uses; the graph's custom ONNX ops need it), for layers with stock sub-modules (the caller checks the
-    convolutions) and no hooks."""
+def _blocked_layout_export(module: nn.Module, x: torch.Tensor) -> bool:
+    """Whether to record the blocked-layout graph (onnx_graph) for a CBAM, ChannelAttention or SpatialAttention:
+    ONNX exports by the TorchScript tracer (the one Ultralytics uses; the graph's custom ONNX ops need it), for
+    stock sub-modules of the input's dtype and no hooks."""
     if not (_exporting_onnx() and torch.jit.is_tracing()):
         return False
-    channel, spatial = cbam.channel, cbam.spatial
-    if type(channel.act) is not nn.ReLU:
+    parts = (module.channel, module.spatial) if type(module) is CBAM else (module,)
+    if any(type(part) not in _BLOCKED_LAYOUT_PARTS for part in parts):
         return False
-    return not _has_hooks(channel, spatial, channel.fc1, channel.act, channel.fc2, spatial.conv)
+    subs = [(getattr(part, name), kind) for part in parts for name, kind in _BLOCKED_LAYOUT_PARTS[type(part)]]
+    if any(type(sub) is not kind for sub, kind in subs):
+        return False
+    called = [sub for sub, _ in subs] + (list(parts) if type(module) is CBAM else [])  # the plain formula calls them
+    return not _has_hooks(*called) and all(p.dtype == x.dtype for sub, _ in subs for p in sub.parameters())
+
+
+_BLOCKED_LAYOUT_PARTS = {
+    ChannelAttention: (("fc1", nn.Conv2d), ("act", nn.ReLU), ("fc2", nn.Conv2d)),
+    SpatialAttention: (("conv", nn.Conv2d),),
+}
 
 
 def _channel_sum(t: torch.Tensor, matmul: bool) -> torch.Tensor:

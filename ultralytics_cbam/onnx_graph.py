@@ -15,12 +15,15 @@ every full-size op a blocked kernel:
 * spatial gate: the k x k convolution as a depthwise one plus a sum, then a 1 -> C convolution with unit weights that
   repeats it over the channels.
 
-The maths is the paper's; only the summation order of the MLP's bias differs. Sizes stay symbolic, so dynamic exports
-still run at any size. The TorchScript tracer (behind Ultralytics' ``format=onnx``) records this graph; its custom
-ONNX ops are ``symbolic`` methods, which only that exporter reads.
+ChannelAttention and SpatialAttention used as separate layers record their half of it. The maths is the paper's; only
+the summation order of the MLP's bias differs. Sizes stay symbolic, so dynamic exports still run at any size. The
+TorchScript tracer (behind Ultralytics' ``format=onnx``) records this graph; its custom ONNX ops are ``symbolic``
+methods, which only that exporter reads.
 """
 
 from __future__ import annotations
+
+import warnings
 
 import torch
 import torch.nn.functional as F
@@ -102,28 +105,38 @@ def _pixel_rows(x: torch.Tensor) -> torch.Tensor:
 
 def blocked_layout_cbam(cbam: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """CBAM(x) in ops that ONNX Runtime runs on blocked maps (see the module docstring)."""
-    fc1, fc2, conv = cbam.channel.fc1, cbam.channel.fc2, cbam.spatial.conv
-    n, _, h, w = x.shape
-    w1, b1, w2 = _blocked_hidden(fc1.weight, fc1.bias, fc2.weight)
+    return blocked_spatial_attention(cbam.spatial, blocked_channel_attention(cbam.channel, x))
+
+
+def blocked_channel_attention(channel: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """ChannelAttention(x) in ops that ONNX Runtime runs on blocked maps."""
+    w1, b1, w2 = _blocked_hidden(channel.fc1, channel.fc2)
+    b2 = channel.fc2.bias
     hidden = F.conv2d(F.adaptive_avg_pool2d(x, 1), w1, b1).relu() + F.conv2d(global_max(x), w1, b1).relu()
-    logits = F.conv2d(hidden, w2, None if fc2.bias is None else 2 * fc2.bias)
-    y = x * _RepeatOverMap.apply(logits.sigmoid(), x)
+    logits = F.conv2d(hidden, w2, None if b2 is None else 2 * b2)
+    return x * _RepeatOverMap.apply(logits.sigmoid(), x)
+
+
+def blocked_spatial_attention(spatial: nn.Module, y: torch.Tensor) -> torch.Tensor:
+    """SpatialAttention(y) in ops that ONNX Runtime runs on blocked maps (`y` with a fixed number of channels)."""
+    n, _, h, w = y.shape
     pixels = _pixel_rows(y)
     means_and_maxima = torch.cat((pixels.mean(3, keepdim=True), _GlobalMaxPool.apply(pixels)), dim=1)
-    gate = descriptor_conv(conv, means_and_maxima.view(n, 2, h, w), "grouped").sigmoid()
-    repeat = torch.ones((cbam.channel.channels, 1, 1, 1), dtype=gate.dtype, device=gate.device)
-    return y * F.conv2d(gate, repeat)
+    gate = descriptor_conv(spatial.conv, means_and_maxima.view(n, 2, h, w), "grouped").sigmoid()
+    with warnings.catch_warnings():  # the channels are fixed by the layers around; the tracer may record them so
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        channels = int(y.shape[1])
+    return y * F.conv2d(gate, gate.new_ones((channels, 1, 1, 1)))
 
 
-def _blocked_hidden(
-    w1: torch.Tensor, b1: torch.Tensor | None, w2: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
-    """The MLP with its hidden layer padded by zero units to a multiple of 16, the largest channel block of ONNX
-    Runtime's blocked kernels, so that both 1x1 convolutions run on them. A padded unit is relu(0) = 0 and has zero
-    weights in W2, so the output is unchanged."""
-    extra = -w1.shape[0] % _BLOCK
+def _blocked_hidden(fc1: nn.Conv2d, fc2: nn.Conv2d) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+    """W1, b1 and W2 of the MLP with its hidden layer padded by zero units to a multiple of 16, the largest channel
+    block of ONNX Runtime's blocked kernels, so that both 1x1 convolutions run on them. A padded unit is relu(0) = 0
+    and has zero weights in W2, so the output is unchanged."""
+    w1, b1, w2 = fc1.weight, fc1.bias, fc2.weight
+    extra = -fc1.out_channels % _BLOCK
     if not extra:
         return w1, b1, w2
-    w1 = torch.cat((w1, w1.new_zeros((extra, *w1.shape[1:]))))
+    w1 = torch.cat((w1, w1.new_zeros((extra, fc1.in_channels, 1, 1))))
     b1 = None if b1 is None else torch.cat((b1, b1.new_zeros(extra)))
-    return w1, b1, torch.cat((w2, w2.new_zeros((w2.shape[0], extra, 1, 1))), dim=1)
+    return w1, b1, torch.cat((w2, w2.new_zeros((fc2.out_channels, extra, 1, 1))), dim=1)

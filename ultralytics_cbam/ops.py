@@ -136,9 +136,8 @@ class FoldedConv(torch.autograd.Function):
 
 
 def plain_cbam(cbam: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """The paper's formula, op by op."""
-    y = cbam.channel(x)
-    return y * cbam.spatial.gate(y)
+    """The paper's formula, op by op, with calls of the two attention modules (their hooks run)."""
+    return cbam.spatial(cbam.channel(x))
 
 
 def plain_backward(ctx, grad: torch.Tensor, settings: int = 2) -> tuple:
