@@ -117,6 +117,21 @@ def test_channel_gate(lib, n, c, hidden, bias, threads):
     close(gate, torch.sigmoid(mlp(avg) + mlp(top)))
 
 
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("bias", [False, True])
+def test_forward_in_one_call_is_the_kernels_in_sequence(lib, shape, bias, threads):
+    """cbam_forward runs pooling, MLP, pooling over C, convolution, sigmoid and product as the separate kernels do."""
+    x, _, _, _ = inputs(shape)
+    c = shape[1]
+    hidden = max(c // 2, 1)
+    w1, w2, conv = torch.randn(hidden, c, 1, 1), torch.randn(c, hidden, 1, 1), torch.randn(1, 2, 5, 5)
+    b1, b2 = (torch.randn(hidden), torch.randn(c)) if bias else (None, None)
+    gate = cpu_kernels.channel_gate(lib, cpu_kernels.channel_pool(lib, x), w1, b1, w2, b2)[1]
+    spatial = cpu_kernels.spatial_conv(lib, cpu_kernels.spatial_pool(lib, x, gate), conv).sigmoid()
+    expected = cpu_kernels.apply(lib, x, gate, spatial)
+    torch.testing.assert_close(cpu_kernels.forward(lib, x, w1, b1, w2, b2, conv), expected, rtol=1e-6, atol=1e-7)
+
+
 def test_kernel_sizes_beyond_the_c_convolution_still_match(lib):
     """A spatial kernel larger than cbam_spatial_conv takes runs that convolution in PyTorch, the rest in C."""
     k = cpu_kernels.MAX_KERNEL_SIZE + 2
@@ -151,11 +166,13 @@ def test_nan_wins_the_max_as_in_torch(lib):
 def test_results_do_not_depend_on_the_thread_count(lib):
     """Every sum is made by one thread, so 1 and 2 threads give the same bits."""
     x, gate, _, grad = inputs((2, 8, 40, 30))
+    weights = torch.randn(2, 8, 1, 1), torch.randn(2), torch.randn(8, 2, 1, 1), torch.randn(8), torch.randn(1, 2, 7, 7)
     runs = []
     for count in (1, 2):
         torch.set_num_threads(count)
         desc = cpu_kernels.spatial_pool(lib, x, gate)
         runs.append([cpu_kernels.channel_pool(lib, x), desc, *cpu_kernels.spatial_grad(lib, grad, x, gate, desc)])
+        runs[-1].append(cpu_kernels.forward(lib, x, *weights))
     torch.set_num_threads(2)
     assert all(torch.equal(a, b) for a, b in zip(*runs, strict=True))
 

@@ -24,18 +24,22 @@ MEDIUM = (1, 24, 48, 40)  # 1,920 pixels: im2col kernel, means as matrix product
 LARGE = (2, 16, 64, 56)  # 7,168 pixels: folded depthwise kernels, means as matrix products
 
 
-def ref_cbam(x, w1, b1, w2, b2, ws):
+def ref_cbam(x, w1, b1, w2, b2, ws, act=F.relu):
     """CBAM (Woo et al., eqs. 2-4) on tensors."""
-
-    def mlp(v):
-        return F.conv2d(F.relu(F.conv2d(v, w1, b1)), w2, b2)
-
-    c = torch.sigmoid(mlp(x.mean((2, 3), keepdim=True)) + mlp(x.amax((2, 3), keepdim=True)))
-    y = x * c
+    y = ref_channel(x, w1, b1, w2, b2, act)
     s = torch.sigmoid(
         F.conv2d(torch.cat([y.mean(1, keepdim=True), y.amax(1, keepdim=True)], 1), ws, padding=ws.shape[-1] // 2)
     )
     return y * s
+
+
+def ref_channel(x, w1, b1, w2, b2, act=F.relu):
+    """Channel attention (eq. 2) applied to x."""
+
+    def mlp(v):
+        return F.conv2d(act(F.conv2d(v, w1, b1)), w2, b2)
+
+    return x * torch.sigmoid(mlp(x.mean((2, 3), keepdim=True)) + mlp(x.amax((2, 3), keepdim=True)))
 
 
 def ref_for(m: CBAM):
@@ -254,6 +258,51 @@ def test_standalone_layers_on_fast_kernels():
     for layer, gate in ((ca, channel_gate), (sa, spatial_gate)):
         assert_same_grads(grads_of(layer, layer, x, g), grads_of(layer, lambda v, gate=gate: gate(v) * v, x, g))
         torch.testing.assert_close(layer.gate(x), gate(x), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("shape", [SMALL, LARGE])
+@pytest.mark.parametrize("context", ["no_grad", "inference_mode", "frozen"])
+def test_standalone_layers_at_inference(shape, context, kernels, monkeypatch):
+    """ChannelAttention and SpatialAttention alone without autograd: on the C kernels where they are built (one pass
+    over x for both descriptors), on PyTorch kernels otherwise, the paper's maths either way."""
+    ca, sa = randomized(ChannelAttention(shape[1], 4, bias=True)), randomized(SpatialAttention(7), seed=1)
+    x = torch.randn(shape)
+    before = x.clone()
+    expected_ca = ref_channel(x, ca.fc1.weight, ca.fc1.bias, ca.fc2.weight, ca.fc2.bias).detach()
+    descriptors = torch.cat([x.mean(1, keepdim=True), x.amax(1, keepdim=True)], 1)
+    expected_sa = (x * torch.sigmoid(F.conv2d(descriptors, sa.conv.weight, padding=3))).detach()
+    pools = []
+    for name in ("channel_pool", "spatial_pool"):
+        kernel = getattr(cpu_kernels, name)
+        monkeypatch.setattr(cpu_kernels, name, lambda *args, k=kernel, n=name: pools.append(n) or k(*args))
+    if context == "frozen":
+        ca.requires_grad_(False), sa.requires_grad_(False)
+        outputs = ca(x), sa(x)
+        assert all(out.grad_fn is None for out in outputs)
+    else:
+        with torch.no_grad() if context == "no_grad" else torch.inference_mode():
+            outputs = ca(x), sa(x)
+    assert_close(outputs[0], expected_ca, name="ChannelAttention")
+    assert_close(outputs[1], expected_sa, name="SpatialAttention")
+    assert torch.equal(x, before)
+    assert pools == (["channel_pool", "spatial_pool"] if kernels == "c-kernels" else [])
+
+
+@pytest.mark.parametrize("shape", [SMALL, LARGE])
+def test_a_replaced_activation_is_used_on_every_path(shape, kernels):
+    """The fast paths apply the MLP's ReLU themselves; a layer whose `act` is something else computes with it."""
+    m = randomized(CBAM(shape[1], 4, 7, bias=True))
+    m.channel.act = torch.nn.SiLU()
+    ca = m.channel
+
+    def ref(v):
+        return ref_cbam(v, ca.fc1.weight, ca.fc1.bias, ca.fc2.weight, ca.fc2.bias, m.spatial.conv.weight, F.silu)
+
+    x, g = torch.randn(shape), torch.randn(shape)
+    assert_same_grads(grads_of(m, m, x, g), grads_of(m, ref, x, g))
+    with torch.no_grad():
+        assert_close(m.eval()(x), ref(x), name="CBAM, no_grad")
+        assert_close(ca(x), ref_channel(x, ca.fc1.weight, ca.fc1.bias, ca.fc2.weight, ca.fc2.bias, F.silu), name="CA")
 
 
 def test_hooks_on_sub_modules_still_fire_and_agree():

@@ -37,6 +37,7 @@ _SIGNATURES = {
     "cbam_input_grad": (_P, _P, _P, _P, _P, _P, _P, _P, _I, _I, _I, _P, _T),
     "cbam_spatial_conv": (_P, _P, _I, _I, _I, _I, _P, _T),
     "cbam_channel_gate": (_P, _P, _P, _P, _P, _I, _I, _I, _P, _P, _T),
+    "cbam_forward": (_P, _P, _P, _P, _P, _P, _I, _I, _I, _I, _I, _I, _P, _P, _T),
 }
 MAX_KERNEL_SIZE = 15  # the largest spatial kernel cbam_spatial_conv takes (KMAX in the source)
 
@@ -206,6 +207,10 @@ def _run(fn, *args) -> None:
     fn(*(a.data_ptr() if isinstance(a, torch.Tensor) else a for a in args), torch.get_num_threads())
 
 
+def _contiguous(*tensors: torch.Tensor | None) -> tuple[torch.Tensor | None, ...]:
+    return tuple(t if t is None else t.contiguous() for t in tensors)
+
+
 def channel_pool(lib: ctypes.CDLL, x: torch.Tensor) -> torch.Tensor:
     """Mean and max of x over (H, W): shape (N, 2, C)."""
     n, c, h, w = x.shape
@@ -226,7 +231,7 @@ def channel_gate(
     the 1x1 convolutions' (H, C, 1, 1) and (C, H, 1, 1)."""
     n, _, c = desc.shape
     hidden, gate = desc.new_empty(n, 2, w1.shape[0]), desc.new_empty(n, c)
-    w1, b1, w2, b2 = (t if t is None else t.contiguous() for t in (w1, b1, w2, b2))
+    w1, b1, w2, b2 = _contiguous(w1, b1, w2, b2)
     _run(lib.cbam_channel_gate, desc, w1, b1, w2, b2, n, c, w1.shape[0], hidden, gate)
     return hidden, gate
 
@@ -253,6 +258,25 @@ def apply(lib: ctypes.CDLL, x: torch.Tensor, gate: torch.Tensor, spatial: torch.
     n, c, h, w = x.shape
     out = torch.empty_like(x)
     _run(lib.cbam_apply, x, gate, spatial, n, c, h * w, out)
+    return out
+
+
+def forward(
+    lib: ctypes.CDLL,
+    x: torch.Tensor,
+    w1: torch.Tensor,
+    b1: torch.Tensor | None,
+    w2: torch.Tensor,
+    b2: torch.Tensor | None,
+    conv_weight: torch.Tensor,
+) -> torch.Tensor:
+    """CBAM(x) without autograd in one call: the MLP's 1x1 convolution weights as in channel_gate, the spatial
+    convolution's (1, 2, k, k), k <= MAX_KERNEL_SIZE, as in spatial_conv."""
+    n, c, h, w = x.shape
+    hid = w1.shape[0]
+    scratch, out = x.new_empty(n * (3 * c + 2 * hid + 3 * h * w)), torch.empty_like(x)
+    w1, b1, w2, b2, conv_weight = _contiguous(w1, b1, w2, b2, conv_weight)
+    _run(lib.cbam_forward, x, w1, b1, w2, b2, conv_weight, n, c, hid, h, w, conv_weight.shape[-1], scratch, out)
     return out
 
 

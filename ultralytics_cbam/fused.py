@@ -24,11 +24,27 @@ def library_for(x: torch.Tensor) -> ctypes.CDLL | None:
 
 
 def inference(lib: ctypes.CDLL, cbam: nn.Module, x: torch.Tensor, route: str) -> torch.Tensor:
-    """CBAM without autograd: three reads of x, one write of the output."""
+    """CBAM without autograd: three reads of x, one write of the output; one call of the kernels unless the spatial
+    convolution has to run in PyTorch."""
+    fc1, fc2, conv = cbam.channel.fc1, cbam.channel.fc2, cbam.spatial.conv
+    if route != "module" and conv.kernel_size[0] <= kernels.MAX_KERNEL_SIZE:
+        return kernels.forward(lib, x, fc1.weight, fc1.bias, fc2.weight, fc2.bias, conv.weight)
     channel_desc = kernels.channel_pool(lib, x)
-    gate = _channel_gate(lib, cbam, channel_desc)[1]
+    gate = _channel_gate(lib, cbam.channel, channel_desc)[1]
     spatial = _spatial_gate(lib, cbam.spatial.conv, kernels.spatial_pool(lib, x, gate), route)
     return kernels.apply(lib, x, gate, spatial)
+
+
+def channel_attention(lib: ctypes.CDLL, channel: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """ChannelAttention without autograd: one read of x for both descriptors, the MLP in C, one multiply."""
+    gate = _channel_gate(lib, channel, kernels.channel_pool(lib, x))[1]
+    return x * gate[:, :, None, None]
+
+
+def spatial_attention(lib: ctypes.CDLL, spatial: nn.Module, x: torch.Tensor, route: str) -> torch.Tensor:
+    """SpatialAttention without autograd: one read of x for both descriptors (a unit channel gate), one multiply."""
+    desc = kernels.spatial_pool(lib, x, x.new_ones(x.shape[:2]))
+    return x * _spatial_gate(lib, spatial.conv, desc, route)
 
 
 def _spatial_gate(lib: ctypes.CDLL, conv: nn.Conv2d, desc: torch.Tensor, route: str) -> torch.Tensor:
@@ -38,9 +54,11 @@ def _spatial_gate(lib: ctypes.CDLL, conv: nn.Conv2d, desc: torch.Tensor, route: 
     return kernels.spatial_conv(lib, desc, conv.weight).sigmoid_()
 
 
-def _channel_gate(lib: ctypes.CDLL, cbam: nn.Module, channel_desc: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _channel_gate(
+    lib: ctypes.CDLL, channel: nn.Module, channel_desc: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The MLP's hidden activations (N, 2, C / r) and the channel gate (N, C)."""
-    fc1, fc2 = cbam.channel.fc1, cbam.channel.fc2
+    fc1, fc2 = channel.fc1, channel.fc2
     return kernels.channel_gate(lib, channel_desc, fc1.weight, fc1.bias, fc2.weight, fc2.bias)
 
 
@@ -53,7 +71,7 @@ class FusedCBAM(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor, cbam: nn.Module, route: str, lib: ctypes.CDLL, *params: torch.Tensor):
         channel_desc = kernels.channel_pool(lib, x)
-        hidden, gate = _channel_gate(lib, cbam, channel_desc)
+        hidden, gate = _channel_gate(lib, cbam.channel, channel_desc)
         spatial_desc = kernels.spatial_pool(lib, x, gate)
         spatial = _spatial_gate(lib, cbam.spatial.conv, spatial_desc, route)
         ctx.cbam, ctx.route, ctx.lib, ctx.params = cbam, route, lib, params

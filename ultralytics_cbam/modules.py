@@ -17,12 +17,16 @@ MLP in one pass (as a matrix product), and the 2 -> 1 spatial convolution runs o
   GlobalMaxPools. A CBAM, ChannelAttention or SpatialAttention layer exported by the TorchScript tracer records
   ``onnx_graph``'s graph instead, which keeps ONNX Runtime's blocked layout through the layer.
 
+``ChannelAttention`` and ``SpatialAttention`` used as layers of their own take the C kernels where no gradient is
+needed, and PyTorch kernels (matrix-product means, the folded convolution) otherwise.
+
 ``use_compiled_cbam()`` opts in to a ``torch.compile``-fused CBAM; ``use_cpu_kernels(False)`` keeps CBAM off the C
 kernels.
 """
 
 from __future__ import annotations
 
+import ctypes
 import sys
 from typing import NamedTuple
 
@@ -112,7 +116,9 @@ class ChannelAttention(nn.Module):
         """Scale each channel of `x` by its attention weight."""
         if _blocked_layout_export(self, x):
             return onnx_graph.blocked_channel_attention(self, x)
-        return x * self.gate(x)
+        _check_input(self, x, self.channels)
+        lib = _inference_kernels(self, x, _stock_mlp(self), self.fc1, self.act, self.fc2)
+        return x * self.gate(x) if lib is None else fused.channel_attention(lib, self, x)
 
     def extra_repr(self) -> str:
         return f"channels={self.channels}, reduction={self.reduction}"
@@ -145,7 +151,11 @@ class SpatialAttention(nn.Module):
         """Scale each position of `x` by its attention weight."""
         if _blocked_layout_export(self, x):
             return onnx_graph.blocked_spatial_attention(self, x)
-        return x * self.gate(x)
+        _check_input(self, x)
+        lib = _inference_kernels(self, x, type(self.conv) is nn.Conv2d, self.conv)
+        if lib is None:
+            return x * self.gate(x)
+        return fused.spatial_attention(lib, self, x, _conv_route(self.conv, x, True))
 
     def extra_repr(self) -> str:
         return f"kernel_size={self.kernel_size}"
@@ -330,7 +340,7 @@ def _channel_sum(t: torch.Tensor, matmul: bool) -> torch.Tensor:
 def _mlp(channel: ChannelAttention, descriptors: torch.Tensor) -> torch.Tensor:
     """The shared MLP on both (N, 2, C) descriptors at once; its 1x1 convs act as matrix products on C."""
     fc1, fc2 = channel.fc1, channel.fc2
-    if type(fc1) is not nn.Conv2d or type(fc2) is not nn.Conv2d or _has_hooks(fc1, fc2, channel.act):
+    if not _stock_mlp(channel) or _has_hooks(fc1, fc2, channel.act):
         pooled = descriptors.transpose(1, 2)[:, :, None, :]  # (N, C, 1, 2), for hooks and replaced modules
         return fc2(channel.act(fc1(pooled)))[:, :, 0, :].transpose(1, 2)
     return linear(linear(descriptors, fc1.weight, fc1.bias).relu_(), fc2.weight, fc2.bias)
@@ -342,9 +352,25 @@ def _mlp(channel: ChannelAttention, descriptors: torch.Tensor) -> torch.Tensor:
 def _parameters(cbam: CBAM) -> tuple[torch.Tensor, ...] | None:
     """The layer's parameters in a fixed order, or None if its sub-modules were replaced by other kinds."""
     fc1, fc2, conv = cbam.channel.fc1, cbam.channel.fc2, cbam.spatial.conv
-    if not (type(fc1) is type(fc2) is type(conv) is nn.Conv2d):
+    if not (_stock_mlp(cbam.channel) and type(conv) is nn.Conv2d):
         return None
     return tuple(p for p in (fc1.weight, fc1.bias, fc2.weight, fc2.bias, conv.weight) if p is not None)
+
+
+def _inference_kernels(module: nn.Module, x: torch.Tensor, stock: bool, *subs: nn.Module) -> ctypes.CDLL | None:
+    """The C kernels for a ChannelAttention or SpatialAttention forward, where it needs no autograd, its sub-modules
+    `subs` are `stock` ones (computed without calls) without hooks and its weights float32 like x, else None."""
+    params = list(module.parameters())
+    if torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in params)):
+        return None
+    if not stock or not _fast_context(x) or _has_hooks(*subs) or any(p.dtype != torch.float32 for p in params):
+        return None
+    return fused.library_for(x)
+
+
+def _stock_mlp(channel: ChannelAttention) -> bool:
+    """Whether the MLP is still 1x1 convolutions around a ReLU, which the fast paths compute without calling them."""
+    return type(channel.fc1) is type(channel.fc2) is nn.Conv2d and type(channel.act) is nn.ReLU
 
 
 def _needs_plain_path(cbam: CBAM, x: torch.Tensor, params: tuple[torch.Tensor, ...]) -> bool:

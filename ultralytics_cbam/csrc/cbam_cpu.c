@@ -2,8 +2,9 @@
  *
  * x is viewed as N x C x P (P = H * W pixels); y = x * gate is the channel-refined map and out = y * spatial. Each
  * kernel makes one pass over the full-size tensors it reads, so that a forward reads x three times and writes once,
- * and a backward reads x and the output gradient three times and writes dL/dx once. The small tensors (descriptors,
- * gates, their gradients) and the shared MLP and 2 -> 1 convolution between the kernels stay with PyTorch.
+ * and a backward reads x and the output gradient three times and writes dL/dx once. The shared MLP and the 2 -> 1
+ * convolution run here too (cbam_forward chains everything for inference); the gradients of the MLP and of the
+ * convolution, which are small, are left to PyTorch.
  *
  * Reductions over C run on tiles of pixels, one tile per work item; all others run on (n, c) rows. Every sum is
  * accumulated by one thread, so results do not depend on the thread count. Max pooling follows torch.amax: NaN wins,
@@ -247,4 +248,21 @@ void cbam_spatial_conv(const float *desc, const float *weight, int64_t n, int64_
       }
     }
   }
+}
+
+/* The whole forward without autograd, in one call: out = CBAM(x) for weights as in cbam_channel_gate and
+ * cbam_spatial_conv. scratch holds N * (3 C + 2 H + 3 P) floats for the descriptors, gates and hidden activations. */
+void cbam_forward(const float *x, const float *w1, const float *b1, const float *w2, const float *b2,
+                  const float *conv_weight, int64_t n, int64_t c, int64_t hid, int64_t h, int64_t w, int64_t k,
+                  float *scratch, float *out, int threads) {
+  const int64_t p = h * w;
+  float *channel_desc = scratch, *hidden = channel_desc + n * 2 * c, *gate = hidden + n * 2 * hid;
+  float *spatial_desc = gate + n * c, *spatial = spatial_desc + n * 2 * p;
+  cbam_channel_pool(x, n, c, p, channel_desc, threads);
+  cbam_channel_gate(channel_desc, w1, b1, w2, b2, n, c, hid, hidden, gate, threads);
+  cbam_spatial_pool(x, gate, n, c, p, spatial_desc, threads);
+  cbam_spatial_conv(spatial_desc, conv_weight, n, h, w, k, spatial, threads);
+#pragma omp parallel for num_threads(threads) schedule(static) if (n * p >= MIN_PARALLEL)
+  for (int64_t i = 0; i < n * p; ++i) spatial[i] = 1.f / (1.f + expf(-spatial[i]));
+  cbam_apply(x, gate, spatial, n, c, p, out, threads);
 }
