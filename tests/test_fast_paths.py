@@ -288,21 +288,41 @@ def test_standalone_layers_at_inference(shape, context, kernels, monkeypatch):
     assert pools == (["channel_pool", "spatial_pool"] if kernels == "c-kernels" else [])
 
 
+REPLACEMENTS = {  # sub-modules a user may swap in; the fast paths compute only the stock ones
+    "SiLU activation": ("channel.act", lambda c: torch.nn.SiLU()),
+    "grouped fc1": ("channel.fc1", lambda c: torch.nn.Conv2d(c, c // 4, 1, groups=2)),
+    "biased spatial conv": ("spatial.conv", lambda c: torch.nn.Conv2d(2, 1, 7, padding=3)),
+    "dilated spatial conv": ("spatial.conv", lambda c: torch.nn.Conv2d(2, 1, 3, padding=2, dilation=2, bias=False)),
+}
+
+
+def ref_with_modules(m: CBAM, x: torch.Tensor) -> torch.Tensor:
+    """The paper's formula calling the layer's own sub-modules for the MLP and the convolution."""
+    ca, conv = m.channel, m.spatial.conv
+
+    def mlp(v):
+        return ca.fc2(ca.act(ca.fc1(v)))
+
+    y = x * torch.sigmoid(mlp(x.mean((2, 3), keepdim=True)) + mlp(x.amax((2, 3), keepdim=True)))
+    return y * torch.sigmoid(conv(torch.cat([y.mean(1, keepdim=True), y.amax(1, keepdim=True)], 1)))
+
+
 @pytest.mark.parametrize("shape", [SMALL, LARGE])
-def test_a_replaced_activation_is_used_on_every_path(shape, kernels):
-    """The fast paths apply the MLP's ReLU themselves; a layer whose `act` is something else computes with it."""
-    m = randomized(CBAM(shape[1], 4, 7, bias=True))
-    m.channel.act = torch.nn.SiLU()
-    ca = m.channel
-
-    def ref(v):
-        return ref_cbam(v, ca.fc1.weight, ca.fc1.bias, ca.fc2.weight, ca.fc2.bias, m.spatial.conv.weight, F.silu)
-
+@pytest.mark.parametrize("replaced", list(REPLACEMENTS))
+def test_replaced_sub_modules_are_computed_as_they_are(shape, replaced, kernels):
+    """A swapped activation or a convolution with other settings takes the plain formula, with and without autograd,
+    in CBAM and in the standalone layers."""
+    path, make = REPLACEMENTS[replaced]
+    m = CBAM(shape[1], 4, 7, bias=True)
+    parent, name = path.split(".")
+    setattr(getattr(m, parent), name, make(shape[1]))
+    randomized(m)
     x, g = torch.randn(shape), torch.randn(shape)
-    assert_same_grads(grads_of(m, m, x, g), grads_of(m, ref, x, g))
+    assert_same_grads(grads_of(m, m, x, g), grads_of(m, lambda v: ref_with_modules(m, v), x, g))
     with torch.no_grad():
-        assert_close(m.eval()(x), ref(x), name="CBAM, no_grad")
-        assert_close(ca(x), ref_channel(x, ca.fc1.weight, ca.fc1.bias, ca.fc2.weight, ca.fc2.bias, F.silu), name="CA")
+        expected = ref_with_modules(m, x)
+        assert_close(m.eval()(x), expected, name="CBAM")
+        assert_close(m.spatial(m.channel(x)), expected, name="standalone layers")
 
 
 def test_hooks_on_sub_modules_still_fire_and_agree():

@@ -8,6 +8,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 import torch
+from test_fast_paths import ref_with_modules
 from test_modules import randomized, ref_cbam, ref_channel, ref_spatial
 from torch import nn
 
@@ -132,6 +133,21 @@ def test_hooked_layers_keep_the_plain_graph(tmp_path, kind, hooked, blocked_chan
         handle.remove()
     assert calls and ("Resize" in ops) == blocked_channel and ("MatMul" in ops) == plain_spatial
     torch.testing.assert_close(run(tmp_path / "hooked.onnx", x), expected(model, x), atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("replaced", ["act", "spatial conv"])
+def test_replaced_sub_modules_export_as_they_are(tmp_path, replaced):
+    """A swapped activation or a biased, dilated spatial convolution gets the plain graph, which calls them."""
+    model = cbam_model()
+    if replaced == "act":
+        model.cbam.channel.act = nn.SiLU()
+    else:
+        model.cbam.spatial.conv = randomized(nn.Conv2d(2, 1, 3, padding=2, dilation=2))
+    x = torch.randn(2, 3, 16, 20)
+    export(model, x, tmp_path / "m.onnx")
+    with torch.no_grad():
+        expected = model.head(ref_with_modules(model.cbam, model.stem(x)))
+    torch.testing.assert_close(run(tmp_path / "m.onnx", x), expected, atol=1e-4, rtol=1e-4)
 
 
 def test_hooks_on_the_layer_itself_keep_the_blocked_graph(tmp_path):

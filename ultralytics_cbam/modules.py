@@ -152,7 +152,7 @@ class SpatialAttention(nn.Module):
         if _blocked_layout_export(self, x):
             return onnx_graph.blocked_spatial_attention(self, x)
         _check_input(self, x)
-        lib = _inference_kernels(self, x, type(self.conv) is nn.Conv2d, self.conv)
+        lib = _inference_kernels(self, x, _stock_conv(self.conv), self.conv)
         if lib is None:
             return x * self.gate(x)
         return fused.spatial_attention(lib, self, x, _conv_route(self.conv, x, True))
@@ -249,7 +249,7 @@ def _conv_route(conv: nn.Module, x: torch.Tensor, fast: bool) -> str:
 
     'folded' or 'small' on CPU in a fast context, 'grouped' in ONNX export, else 'module' (a call of the module).
     """
-    if type(conv) is not nn.Conv2d or _has_hooks(conv):
+    if not _stock_conv(conv) or _has_hooks(conv):
         return "module"
     if not fast:
         return "grouped" if _exporting_onnx() else "module"
@@ -314,19 +314,16 @@ def _blocked_layout_export(module: nn.Module, x: torch.Tensor) -> bool:
     if not (_exporting_onnx() and torch.jit.is_tracing()):
         return False
     parts = (module.channel, module.spatial) if type(module) is CBAM else (module,)
-    if any(type(part) not in _BLOCKED_LAYOUT_PARTS for part in parts):
-        return False
-    subs = [(getattr(part, name), kind) for part in parts for name, kind in _BLOCKED_LAYOUT_PARTS[type(part)]]
-    if any(type(sub) is not kind for sub, kind in subs):
-        return False
-    called = [sub for sub, _ in subs] + (list(parts) if type(module) is CBAM else [])  # the plain formula calls them
-    return not _has_hooks(*called) and all(p.dtype == x.dtype for sub, _ in subs for p in sub.parameters())
-
-
-_BLOCKED_LAYOUT_PARTS = {
-    ChannelAttention: (("fc1", nn.Conv2d), ("act", nn.ReLU), ("fc2", nn.Conv2d)),
-    SpatialAttention: (("conv", nn.Conv2d),),
-}
+    subs: list[nn.Module] = []
+    for part in parts:
+        if type(part) is ChannelAttention and _stock_mlp(part):
+            subs += [part.fc1, part.act, part.fc2]
+        elif type(part) is SpatialAttention and _stock_conv(part.conv):
+            subs.append(part.conv)
+        else:
+            return False
+    called = subs + (list(parts) if type(module) is CBAM else [])  # the modules the plain formula calls
+    return not _has_hooks(*called) and all(p.dtype == x.dtype for sub in subs for p in sub.parameters())
 
 
 def _channel_sum(t: torch.Tensor, matmul: bool) -> torch.Tensor:
@@ -350,9 +347,9 @@ def _mlp(channel: ChannelAttention, descriptors: torch.Tensor) -> torch.Tensor:
 
 
 def _parameters(cbam: CBAM) -> tuple[torch.Tensor, ...] | None:
-    """The layer's parameters in a fixed order, or None if its sub-modules were replaced by other kinds."""
+    """The layer's parameters in a fixed order, or None if its sub-modules were replaced by other kinds or settings."""
     fc1, fc2, conv = cbam.channel.fc1, cbam.channel.fc2, cbam.spatial.conv
-    if not (_stock_mlp(cbam.channel) and type(conv) is nn.Conv2d):
+    if not (_stock_mlp(cbam.channel) and _stock_conv(conv)):
         return None
     return tuple(p for p in (fc1.weight, fc1.bias, fc2.weight, fc2.bias, conv.weight) if p is not None)
 
@@ -369,8 +366,24 @@ def _inference_kernels(module: nn.Module, x: torch.Tensor, stock: bool, *subs: n
 
 
 def _stock_mlp(channel: ChannelAttention) -> bool:
-    """Whether the MLP is still 1x1 convolutions around a ReLU, which the fast paths compute without calling them."""
-    return type(channel.fc1) is type(channel.fc2) is nn.Conv2d and type(channel.act) is nn.ReLU
+    """Whether the MLP is still two 1x1 convolutions around a ReLU, which the fast paths compute without calls."""
+    return type(channel.act) is nn.ReLU and _plain_conv(channel.fc1, 1) and _plain_conv(channel.fc2, 1)
+
+
+def _stock_conv(conv: nn.Module) -> bool:
+    """Whether the spatial convolution is still the bias-free 2 -> 1, odd k x k, 'same' one the fast paths compute."""
+    if type(conv) is not nn.Conv2d:
+        return False
+    k = conv.kernel_size[0]
+    return k % 2 == 1 and conv.bias is None and (conv.in_channels, conv.out_channels) == (2, 1) and _plain_conv(conv, k)
+
+
+def _plain_conv(conv: nn.Module, k: int) -> bool:
+    """An nn.Conv2d with a k x k kernel, 'same' zero padding, no stride, dilation or groups."""
+    if type(conv) is not nn.Conv2d:
+        return False
+    settings = (conv.kernel_size, conv.stride, conv.padding, conv.dilation, conv.groups, conv.padding_mode)
+    return settings == ((k, k), (1, 1), (k // 2, k // 2), (1, 1), 1, "zeros")
 
 
 def _needs_plain_path(cbam: CBAM, x: torch.Tensor, params: tuple[torch.Tensor, ...]) -> bool:
