@@ -5,9 +5,12 @@ Each format runs in its own process (a crash or hang in one exporter cannot stop
 packages are missing is reported as such. An exported model is then loaded with Ultralytics' AutoBackend and run on a
 real image; its raw output is compared with the PyTorch model's (max abs difference over box pixels and scores).
 
+The stock yolov8n column tells problems of CBAM from problems of the exporter or the machine. Compare checkpoints
+trained alike: an untrained model's output hardly depends on the image, which hides a runtime's loss of precision.
+
 Usage:
-    python benchmarks/export_matrix.py                      # untrained yolov8n-cbam, imgsz 64
-    python benchmarks/export_matrix.py --weights best.pt --imgsz 160 --table export_matrix.md
+    python benchmarks/export_matrix.py                      # untrained yolov8n-cbam and yolov8n, imgsz 64
+    python benchmarks/export_matrix.py --weights best.pt --stock-weights stock.pt --imgsz 128 --table matrix.md
 """
 
 from __future__ import annotations
@@ -161,7 +164,7 @@ def run_matrix(models: dict[str, Path], args: argparse.Namespace) -> list[dict]:
             line[name] = _status(row, result, log)
             if args.logs:
                 args.logs.mkdir(parents=True, exist_ok=True)
-                (args.logs / f"{row['Argument']}-{weights.stem}.log").write_text(log)
+                (args.logs / f"{row['Argument']}-{name.replace(' ', '-')}.log").write_text(log)
             print(f"{row['Format']:<22} {name:<14} {line[name]}  ({time.perf_counter() - t:.0f} s)", flush=True)
         rows.append(line)
     return rows
@@ -174,6 +177,10 @@ def markdown(rows: list[dict], models: list[str], note: str) -> str:
         cells = [r["format"], f"`{r['argument']}`", *(r[m].replace("|", "/") for m in models)]
         lines.append(f"| {' | '.join(cells)} |")
     return "\n".join(lines) + "\n"
+
+
+def _described(weights: Path | None) -> str:
+    return f"`{weights.name}`" if weights else "untrained"
 
 
 def _versions() -> str:
@@ -192,6 +199,7 @@ def main() -> None:
     parser.add_argument("--image", type=Path, help="image to run (default: a cbam-shapes scene)")
     parser.add_argument("--data", help="calibration data for formats that take it (default: cbam-shapes.yaml)")
     parser.add_argument("--formats", help="comma-separated format arguments to try (default: all)")
+    parser.add_argument("--stock-weights", type=Path, help="stock checkpoint to compare (default: untrained yolov8n)")
     parser.add_argument("--no-stock", action="store_true", help="skip the stock yolov8n column")
     parser.add_argument("--timeout", type=int, default=600, help="seconds allowed per export")
     parser.add_argument("--autoinstall", action="store_true", help="let Ultralytics pip-install missing packages")
@@ -205,22 +213,32 @@ def main() -> None:
         return
     os.environ.setdefault("YOLO_OFFLINE", "1")
     args.data = args.data or "cbam-shapes.yaml"
+    scratch = Path(tempfile.mkdtemp(prefix="export-matrix-"))
+    try:
+        table = _matrix_table(args, scratch)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    print(table)
+    if args.table:
+        args.table.write_text(table)
+
+
+def _matrix_table(args: argparse.Namespace, scratch: Path) -> str:
+    """The Markdown table for the models `args` name (untrained ones saved in `scratch`)."""
     from ultralytics import YOLO
 
-    scratch = Path(tempfile.mkdtemp(prefix="export-matrix-"))
     models = {"yolov8n-cbam": args.weights.resolve() if args.weights else scratch / "yolov8n-cbam.pt"}
     if not args.weights:
         YOLO("yolov8n-cbam.yaml").save(models["yolov8n-cbam"])
     if not args.no_stock:  # same export on the stock model tells CBAM problems from environment problems
-        models["stock yolov8n"] = scratch / "yolov8n.pt"
-        YOLO("yolov8n.yaml").save(models["stock yolov8n"])
+        models["stock yolov8n"] = args.stock_weights.resolve() if args.stock_weights else scratch / "yolov8n.pt"
+        if not args.stock_weights:
+            YOLO("yolov8n.yaml").save(models["stock yolov8n"])
     rows = run_matrix(models, args)
-    which = f"`{args.weights.name}`" if args.weights else "untrained"
-    note = f"Export at imgsz {args.imgsz}, CPU, offline; yolov8n-cbam {which}; {_versions()}."
-    table = markdown(rows, list(models), note)
-    print(table)
-    if args.table:
-        args.table.write_text(table)
+    checkpoints = [f"yolov8n-cbam {_described(args.weights)}"]
+    checkpoints += [] if args.no_stock else [f"stock yolov8n {_described(args.stock_weights)}"]
+    note = f"Export at imgsz {args.imgsz}, CPU, offline; {', '.join(checkpoints)}; {_versions()}."
+    return markdown(rows, list(models), note)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -113,3 +116,32 @@ def test_readme_without_markers_is_refused(tmp_path):
     with pytest.raises(ValueError, match=r"README\.md has no"):
         readme_tables.update_readme(readme, results)
     assert readme.read_text() == "no block here\n"
+
+
+def test_export_matrix_tries_a_format_on_both_checkpoints(tmp_path):
+    """One format end to end: export in a worker process, AutoBackend run, difference from PyTorch, table and logs."""
+    from ultralytics import YOLO
+
+    YOLO("yolov8n.yaml").save(tmp_path / "stock.pt")
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "export_matrix.py"
+    args = ["--formats", "torchscript", "--imgsz", "64", "--stock-weights", "stock.pt", "--table", "t.md"]
+    done = subprocess.run(
+        [sys.executable, str(script), *args, "--logs", "logs"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    table = (tmp_path / "t.md").read_text()
+    assert "yolov8n-cbam untrained, stock yolov8n `stock.pt`" in table
+    [row] = [line for line in table.splitlines() if line.startswith("| TorchScript |")]
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    assert cells[:2] == ["TorchScript", "`torchscript`"] and len(cells) == 4
+    for cell in cells[2:]:
+        assert cell.startswith("✅ exports and runs; max abs diff vs PyTorch ")
+        assert float(cell.rsplit(" ", 1)[1]) < 1e-3
+    assert sorted(p.name for p in (tmp_path / "logs").iterdir()) == [
+        "torchscript-stock-yolov8n.log",
+        "torchscript-yolov8n-cbam.log",
+    ]
