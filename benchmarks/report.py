@@ -117,14 +117,17 @@ def markdown(results: dict) -> str:
     lines += _memory_table(results.get("memory", []))
     lines += _size_table(results.get("size", []))
     lines += _module_table(results.get("module", []))
+    lines += _module_summary(results.get("module", []))
     return "\n".join(lines) + "\n"
 
 
 def summary(results: dict) -> str:
-    """The machine line, the speed targets and the model-level table, their headings at level 4 (for the README)."""
+    """The machine line, the speed targets, the model-level table and the range of each module-level ratio, their
+    headings at level 4 (for the README)."""
     if not results.get("targets") or not results.get("model"):
         raise ValueError("results have no speed targets or no model-level records")
     lines = [machine_line(results), "", *_targets_table(results["targets"]), *_model_table(results["model"])]
+    lines += _module_summary(results.get("module", []))
     return "\n".join(f"##{line}" if line.startswith("## ") else line for line in lines).strip()
 
 
@@ -258,3 +261,21 @@ def _module_table(records: list[dict]) -> list[str]:
     header = ["layer", "input", "pass", "device", "ours ms", *(f"{k} ms" for k in others)]
     header += [f"ours / {k}" for k in others]
     return ["## Module level", "", *_table(header, rows)]
+
+
+def _module_summary(records: list[dict]) -> list[str]:
+    """The range of each module-level ratio over all layers, passes and batches, and at the largest batch."""
+    if not records:
+        return []
+    largest = max(r["batch"] for r in records)
+    rows = []
+    for other in records[0]["ratios"]:
+        ratios = [r["ratios"][other] for r in records]
+        at_largest = [r["ratios"][other] for r in records if r["batch"] == largest]
+        rows.append([f"ours / {other}", _range(ratios), _range(at_largest)])
+    header = ["comparison", f"ratio, {len(records)} cases", f"at batch {largest}"]
+    return ["## Module level, summary", "", *_table(header, rows)]
+
+
+def _range(values: list[float]) -> str:
+    return f"{min(values):.2f} – {max(values):.2f}"
