@@ -179,6 +179,13 @@ def markdown(rows: list[dict], models: list[str], note: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _label(weights: Path) -> str:
+    """The model's name from the YAML it was built from (yolov8n-cbam, yolov8s, ...)."""
+    from ultralytics import YOLO
+
+    return Path(YOLO(weights).model.yaml.get("yaml_file", weights.name)).stem
+
+
 def _described(weights: Path | None) -> str:
     return f"`{weights.name}`" if weights else "untrained"
 
@@ -227,16 +234,18 @@ def _matrix_table(args: argparse.Namespace, scratch: Path) -> str:
     """The Markdown table for the models `args` name (untrained ones saved in `scratch`)."""
     from ultralytics import YOLO
 
-    models = {"yolov8n-cbam": args.weights.resolve() if args.weights else scratch / "yolov8n-cbam.pt"}
+    cbam = args.weights.resolve() if args.weights else scratch / "yolov8n-cbam.pt"
     if not args.weights:
-        YOLO("yolov8n-cbam.yaml").save(models["yolov8n-cbam"])
+        YOLO("yolov8n-cbam.yaml").save(cbam)
+    models = {_label(cbam): cbam}
     if not args.no_stock:  # same export on the stock model tells CBAM problems from environment problems
-        models["stock yolov8n"] = args.stock_weights.resolve() if args.stock_weights else scratch / "yolov8n.pt"
+        stock = args.stock_weights.resolve() if args.stock_weights else scratch / "yolov8n.pt"
         if not args.stock_weights:
-            YOLO("yolov8n.yaml").save(models["stock yolov8n"])
+            YOLO("yolov8n.yaml").save(stock)
+        models[f"stock {_label(stock)}"] = stock
     rows = run_matrix(models, args)
-    checkpoints = [f"yolov8n-cbam {_described(args.weights)}"]
-    checkpoints += [] if args.no_stock else [f"stock yolov8n {_described(args.stock_weights)}"]
+    given = [args.weights] + ([] if args.no_stock else [args.stock_weights])
+    checkpoints = [f"{name} {_described(weights)}" for name, weights in zip(models, given, strict=True)]
     note = f"Export at imgsz {args.imgsz}, CPU, offline; {', '.join(checkpoints)}; {_versions()}."
     return markdown(rows, list(models), note)
 
