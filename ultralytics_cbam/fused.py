@@ -27,11 +27,11 @@ def inference(lib: ctypes.CDLL, cbam: nn.Module, x: torch.Tensor, route: str) ->
     """CBAM without autograd: three reads of x, one write of the output; one call of the kernels unless the spatial
     convolution has to run in PyTorch."""
     fc1, fc2, conv = cbam.channel.fc1, cbam.channel.fc2, cbam.spatial.conv
-    if route != "module" and conv.kernel_size[0] <= kernels.MAX_KERNEL_SIZE:
+    if _conv_in_c(conv, route):
         return kernels.forward(lib, x, fc1.weight, fc1.bias, fc2.weight, fc2.bias, conv.weight)
     channel_desc = kernels.channel_pool(lib, x)
     gate = _channel_gate(lib, cbam.channel, channel_desc)[1]
-    spatial = _spatial_gate(lib, cbam.spatial.conv, kernels.spatial_pool(lib, x, gate), route)
+    spatial = _spatial_gate(lib, conv, kernels.spatial_pool(lib, x, gate), route)
     return kernels.apply(lib, x, gate, spatial)
 
 
@@ -48,10 +48,16 @@ def spatial_attention(lib: ctypes.CDLL, spatial: nn.Module, x: torch.Tensor, rou
 
 
 def _spatial_gate(lib: ctypes.CDLL, conv: nn.Conv2d, desc: torch.Tensor, route: str) -> torch.Tensor:
-    """sigmoid(conv(desc)), the convolution on the C kernel unless hooks need a call of the module."""
-    if route == "module" or conv.kernel_size[0] > kernels.MAX_KERNEL_SIZE:
+    """sigmoid(conv(desc)), the convolution on the C kernel where it can run there."""
+    if not _conv_in_c(conv, route):
         return descriptor_conv(conv, desc, route).sigmoid()
     return kernels.spatial_conv(lib, desc, conv.weight).sigmoid_()
+
+
+def _conv_in_c(conv: nn.Conv2d, route: str) -> bool:
+    """Whether the C kernel can run the spatial convolution: no hooks that need a call of the module (route 'module')
+    and a kernel no larger than it takes."""
+    return route != "module" and conv.kernel_size[0] <= kernels.MAX_KERNEL_SIZE
 
 
 def _channel_gate(
