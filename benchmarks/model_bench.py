@@ -23,16 +23,32 @@ def model_names(scale: str) -> dict[str, str]:
     return {"yolov8": f"yolov8{scale}.yaml", "yolov8-cbam": f"yolov8{scale}-cbam.yaml"}
 
 
-def build_model(yaml: str, seed: int, device: str, fused: bool, imgsz: int = 640) -> torch.nn.Module:
-    """A randomly initialised DetectionModel (80 classes); for inference (`fused`) with its BatchNorm statistics
-    calibrated at `imgsz`, fused and in eval mode."""
+def model_pair(scale: str, seed: int, device: str, imgsz: int | None = None) -> dict[str, torch.nn.Module]:
+    """Randomly initialised DetectionModels (80 classes) of both roles, in training mode, or with their BatchNorm
+    statistics calibrated at `imgsz` and in eval mode.
+
+    yolov8-cbam holds yolov8's weights in every layer the two share (moved as ``transfer_weights`` moves a stock
+    checkpoint), as when CBAM is added to a trained model, so that the models differ by the CBAM layers and the
+    BatchNorm statistics that follow from them rather than by a second draw of weights. Some CPU kernels take time
+    that depends on the values (PyTorch's SiLU runs twice as long on inputs above about 80).
+    """
     from ultralytics.nn.tasks import DetectionModel
 
-    torch.manual_seed(seed)
-    model = DetectionModel(yaml, nc=80, verbose=False).to(device)
-    if not fused:
-        return model.train()
-    calibrate_batchnorm(model, imgsz, seed)
+    from ultralytics_cbam.transfer import transfer_weights
+
+    models = {}
+    for role, yaml in model_names(scale).items():
+        torch.manual_seed(seed)
+        models[role] = DetectionModel(yaml, nc=80, verbose=False).to(device).train()
+    transfer_weights(models[PAIR[1]], models[PAIR[0]], verbose=False)
+    if imgsz is not None:
+        for model in models.values():
+            calibrate_batchnorm(model, imgsz, seed)
+    return models
+
+
+def fused(model: torch.nn.Module) -> torch.nn.Module:
+    """`model` with its Conv and BatchNorm layers fused, in eval mode, as Ultralytics runs inference."""
     return model.fuse(verbose=False).eval()
 
 
@@ -75,8 +91,7 @@ def _record(device: str, scale: str, kind: str, batch: int, imgsz: int, times: d
 
 def eager_inference(cfg: BenchConfig, device: str, scale: str, progress: Callable[[str], None]) -> list[dict]:
     """Fused eager PyTorch inference under inference_mode, one record per batch size."""
-    names = model_names(scale)
-    models = {role: build_model(yaml, cfg.seed, device, fused=True, imgsz=cfg.imgsz) for role, yaml in names.items()}
+    models = {role: fused(m) for role, m in model_pair(scale, cfg.seed, device, cfg.imgsz).items()}
     records = []
     for batch in cfg.model_batches:
         progress(f"model yolov8{scale} eager inference batch {batch}")
@@ -102,11 +117,12 @@ def onnx_inference(cfg: BenchConfig, device: str, scale: str, progress: Callable
             return []
         providers.insert(0, "CUDAExecutionProvider")
     records = []
+    models = model_pair(scale, cfg.seed, "cpu", cfg.imgsz)
     with tempfile.TemporaryDirectory(prefix="cbam-bench-onnx-") as tmp:
         for batch in cfg.model_batches:
             progress(f"model yolov8{scale} ONNX Runtime batch {batch} (export)")
             sessions = {
-                role: _onnx_session(ort, export_onnx(yaml, Path(tmp), batch, cfg), providers, cfg.threads)
+                role: _onnx_session(ort, export_onnx(yaml, models[role], Path(tmp), batch, cfg), providers, cfg.threads)
                 for role, yaml in model_names(scale).items()
             }
             progress(f"model yolov8{scale} ONNX Runtime batch {batch}")
@@ -121,13 +137,12 @@ def onnx_inference(cfg: BenchConfig, device: str, scale: str, progress: Callable
     return records
 
 
-def export_onnx(yaml: str, folder: Path, batch: int, cfg: BenchConfig) -> str:
-    """Export a freshly built model, BatchNorm calibrated, with Ultralytics' exporter (static shapes) into `folder`."""
+def export_onnx(yaml: str, weights: torch.nn.Module, folder: Path, batch: int, cfg: BenchConfig) -> str:
+    """Export `yaml` holding the state of `weights` with Ultralytics' exporter (static shapes) into `folder`."""
     from ultralytics import YOLO
 
-    torch.manual_seed(cfg.seed)
     yolo = YOLO(yaml)
-    calibrate_batchnorm(yolo.model, cfg.imgsz, cfg.seed)
+    yolo.model.load_state_dict(weights.state_dict())
     yolo.model.pt_path = str(folder / f"{Path(yaml).stem}-b{batch}.pt")  # where the exporter writes
     return yolo.export(format="onnx", imgsz=cfg.imgsz, batch=batch, simplify=True, device="cpu", verbose=False)
 
@@ -143,16 +158,15 @@ def _onnx_session(ort, path: str, providers: list[str], threads: int):
 def train_step(cfg: BenchConfig, device: str, scale: str, progress: Callable[[str], None]) -> list[dict]:
     """One optimisation step (forward, loss, backward, SGD step) on a synthetic labelled batch."""
     progress(f"model yolov8{scale} training step batch {cfg.train_batch} at {cfg.train_imgsz}")
-    steps = {role: make_train_step(yaml, cfg, device) for role, yaml in model_names(scale).items()}
+    steps = {role: make_train_step(m, cfg, device) for role, m in model_pair(scale, cfg.seed, device).items()}
     times = interleaved(steps, cfg.model_rounds, cfg.warmup, device=device, min_seconds=cfg.model_seconds)
     return [_record(device, scale, "train", cfg.train_batch, cfg.train_imgsz, times)]
 
 
-def make_train_step(yaml: str, cfg: BenchConfig, device: str) -> Callable[[], object]:
-    """A closure running one training step of a fresh model on a fixed synthetic batch."""
+def make_train_step(model: torch.nn.Module, cfg: BenchConfig, device: str) -> Callable[[], object]:
+    """A closure running one training step of `model` (in training mode) on a fixed synthetic batch."""
     from ultralytics.cfg import get_cfg
 
-    model = build_model(yaml, cfg.seed, device, fused=False)
     model.args = get_cfg()  # loss gains (box, cls, dfl) from Ultralytics' defaults
     batch = synthetic_batch(cfg.train_batch, cfg.train_imgsz, cfg.seed, device)
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.937, nesterov=True, weight_decay=5e-4)
@@ -187,15 +201,15 @@ def peak_memory(cfg: BenchConfig, device: str, scale: str, progress: Callable[[s
     batch = max(cfg.model_batches)
     x = torch.rand(batch, 3, cfg.imgsz, cfg.imgsz, device=device)
     inference = {}
-    for role, yaml in model_names(scale).items():
-        model = build_model(yaml, cfg.seed, device, fused=True, imgsz=cfg.imgsz)
+    for role, model in model_pair(scale, cfg.seed, device, cfg.imgsz).items():
+        model = fused(model)
         with torch.inference_mode():
             model(x)  # first-call allocations (e.g. Detect anchors) out of the way
             inference[role] = peak_memory_mib(lambda m=model: m(x), device)
     records.append(_memory_record(device, scale, "inference", batch, cfg.imgsz, inference))
     train = {}
-    for role, yaml in model_names(scale).items():
-        step = make_train_step(yaml, cfg, device)
+    for role, model in model_pair(scale, cfg.seed, device).items():
+        step = make_train_step(model, cfg, device)
         step()  # optimizer state and gradients exist from here on, as in training
         train[role] = peak_memory_mib(step, device)
     records.append(_memory_record(device, scale, "train", cfg.train_batch, cfg.train_imgsz, train))
@@ -213,7 +227,6 @@ def model_size(scale: str, imgsz: int) -> dict:
     from ultralytics.utils.torch_utils import get_flops, get_num_params
 
     out = {"scale": scale, "imgsz": imgsz}
-    for role, yaml in model_names(scale).items():
-        model = build_model(yaml, 0, "cpu", fused=False)
+    for role, model in model_pair(scale, 0, "cpu").items():
         out[role] = {"params": get_num_params(model), "gflops": round(get_flops(model, imgsz), 3)}
     return out

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from benchmarks import readme_tables
 from benchmarks.config import build_config
@@ -54,6 +55,37 @@ def test_paired_ratio_is_the_median_of_round_ratios():
 
     ours, theirs = timing([1.0, 9.0, 2.0]), timing([2.0, 10.0, 2.0])
     assert paired_ratio(ours, theirs) == pytest.approx(sorted([0.5, 0.9, 1.0])[1])
+
+
+def test_model_pair_differs_only_by_the_cbam_layers():
+    """yolov8n-cbam built for a comparison holds yolov8n's weights: with its CBAM layers bypassed it computes
+    yolov8n's outputs exactly; its own draw of weights (the models built apart) does not."""
+    from ultralytics.nn.tasks import DetectionModel
+
+    from benchmarks.model_bench import model_pair
+    from ultralytics_cbam.modules import CBAM
+
+    stock, cbam = model_pair("n", seed=0, device="cpu").values()
+    torch.manual_seed(0)
+    apart = DetectionModel("yolov8n-cbam.yaml", nc=80, verbose=False)
+    for model in (cbam, apart):
+        for layer in model.model:
+            if isinstance(layer, CBAM):
+                layer.forward = lambda x: x
+    x = torch.rand(2, 3, 64, 64)
+    expected = _head_inputs(stock, x)
+    assert all(torch.equal(a, b) for a, b in zip(_head_inputs(cbam, x), expected, strict=True))
+    assert not any(torch.allclose(a, b) for a, b in zip(_head_inputs(apart, x), expected, strict=True))
+
+
+def _head_inputs(model: torch.nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
+    """The feature maps a model's Detect head receives for `x` (training mode: BatchNorm on batch statistics)."""
+    maps = []
+    hook = model.model[-1].register_forward_pre_hook(lambda module, args: maps.extend(t.clone() for t in args[0]))
+    with torch.no_grad():
+        model.train()(x)
+    hook.remove()
+    return maps
 
 
 MACHINE = {
