@@ -16,7 +16,7 @@ from helpers import c_kernels_or_skip
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
-from ultralytics_cbam import CBAM, ChannelAttention, SpatialAttention, cpu_kernels
+from ultralytics_cbam import CBAM, ChannelAttention, SpatialAttention, cpu_kernels, fused
 from ultralytics_cbam import modules as cbam_modules
 
 SMALL = (2, 32, 10, 12)  # 240 output pixels: im2col kernel for the spatial convolution, plain means
@@ -240,24 +240,82 @@ def test_partial_requires_grad(which, kernels):
             assert_close(p.grad, q.grad, name=name)
 
 
-def test_standalone_layers_on_fast_kernels():
-    """ChannelAttention and SpatialAttention alone (as YAML rows use them), with gradients, on the folded kernels."""
-    ca, sa = randomized(ChannelAttention(LARGE[1], 4, bias=True)), randomized(SpatialAttention(7), seed=1)
-    x, g = torch.randn(LARGE), torch.randn(LARGE)
+def standalone_layers(channels: int, bias: bool = True):
+    """A ChannelAttention and a SpatialAttention with random weights, each with its paper formula on tensors."""
+    ca, sa = randomized(ChannelAttention(channels, 4, bias=bias)), randomized(SpatialAttention(7), seed=1)
 
-    def channel_gate(v):
-        def mlp(d):
-            return F.conv2d(F.relu(F.conv2d(d, ca.fc1.weight, ca.fc1.bias)), ca.fc2.weight, ca.fc2.bias)
+    def channel(v):
+        return ref_channel(v, ca.fc1.weight, ca.fc1.bias, ca.fc2.weight, ca.fc2.bias)
 
-        return torch.sigmoid(mlp(v.mean((2, 3), keepdim=True)) + mlp(v.amax((2, 3), keepdim=True)))
-
-    def spatial_gate(v):
+    def spatial(v):
         d = torch.cat([v.mean(1, keepdim=True), v.amax(1, keepdim=True)], 1)
-        return torch.sigmoid(F.conv2d(d, sa.conv.weight, padding=3))
+        return v * torch.sigmoid(F.conv2d(d, sa.conv.weight, padding=3))
 
-    for layer, gate in ((ca, channel_gate), (sa, spatial_gate)):
-        assert_same_grads(grads_of(layer, layer, x, g), grads_of(layer, lambda v, gate=gate: gate(v) * v, x, g))
-        torch.testing.assert_close(layer.gate(x), gate(x), rtol=1e-5, atol=1e-6)
+    return ((ca, channel), (sa, spatial))
+
+
+def with_tied_maxima(x: torch.Tensor) -> torch.Tensor:
+    """x with a constant channel (H * W tied maxima), a position equal in every channel (C tied maxima over C) and
+    three tied peaks in one channel."""
+    x = x.clone()
+    x[:, 1] = 0.25
+    x[:, :, 3, 4] = 2.0
+    x[0, 5, 0, :3] = x[0, 5].max() + 1
+    return x
+
+
+@pytest.mark.parametrize("shape", [SMALL, LARGE])
+@pytest.mark.parametrize("bias", [False, True])
+@pytest.mark.parametrize("tied", [False, True])
+def test_standalone_layers_with_autograd(shape, bias, tied, threads, kernels, monkeypatch):
+    """ChannelAttention and SpatialAttention alone (as YAML rows use them), with gradients for x and every parameter:
+    on the C kernels where they are built, on PyTorch kernels otherwise, the paper's maths either way."""
+    calls = []
+    for name in ("FusedChannelAttention", "FusedSpatialAttention"):
+        function = getattr(fused, name)
+        monkeypatch.setattr(function, "apply", lambda *args, f=function.apply, n=name: calls.append(n) or f(*args))
+    x, g = torch.randn(shape), torch.randn(shape)
+    x = with_tied_maxima(x) if tied else x
+    for layer, formula in standalone_layers(shape[1], bias):
+        assert_same_grads(grads_of(layer, layer, x, g), grads_of(layer, formula, x, g))
+    fused_calls = ["FusedChannelAttention", "FusedSpatialAttention"]
+    assert calls == (fused_calls if kernels == "c-kernels" else [])
+
+
+@pytest.mark.parametrize("which", ["x", "params"])
+def test_standalone_layers_partial_requires_grad(which, kernels):
+    """Only x, or only the weights, need gradients: each layer computes just those."""
+    for layer, formula in standalone_layers(LARGE[1]):
+        x, g = torch.randn(LARGE), torch.randn(LARGE)
+        layer.requires_grad_(which == "params")
+        xs = [x.clone().requires_grad_(which == "x") for _ in range(2)]
+        layer(xs[0]).backward(g)
+        ours = xs[0].grad if which == "x" else [p.grad.clone() for p in layer.parameters()]
+        layer.zero_grad(set_to_none=True)
+        formula(xs[1]).backward(g)
+        if which == "x":
+            assert_close(ours, xs[1].grad, name="dL/dx")
+            assert all(p.grad is None for p in layer.parameters())
+        else:
+            assert xs[0].grad is None
+            for mine, expected in zip(ours, [p.grad for p in layer.parameters()], strict=True):
+                assert_close(mine, expected, name=type(layer).__name__)
+
+
+def test_double_backward_in_float32(kernels):
+    """Gradients of gradients (create_graph=True) of CBAM and of the standalone layers agree with the formulas'."""
+    cbam = randomized(CBAM(LARGE[1], 4, 7, bias=True))
+    layers = [*standalone_layers(LARGE[1]), (cbam, ref_for(clone_module(cbam)))]
+    g = torch.randn(LARGE)
+    for layer, formula in layers:
+        results = []
+        for fn in (layer, formula):
+            x = torch.randn(LARGE, generator=torch.Generator().manual_seed(0)).requires_grad_(True)
+            (dx,) = torch.autograd.grad((fn(x) * g).sum(), x, create_graph=True)
+            (ddx,) = torch.autograd.grad(dx.pow(2).sum(), x)
+            results.append((dx.detach(), ddx))
+        assert_close(results[0][0], results[1][0], name=f"{type(layer).__name__} dL/dx")
+        assert_close(results[0][1], results[1][1], rtol=1e-4, atol=1e-4, name=f"{type(layer).__name__} d2")
 
 
 @pytest.mark.parametrize("shape", [SMALL, LARGE])

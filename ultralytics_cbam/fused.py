@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from ultralytics_cbam import cpu_kernels as kernels
-from ultralytics_cbam.ops import conv_backward, descriptor_conv, mlp_backward, plain_backward
+from ultralytics_cbam.ops import conv_backward, descriptor_conv, mlp_backward, plain_backward, plain_cbam
 
 
 def library_for(x: torch.Tensor) -> ctypes.CDLL | None:
@@ -87,7 +87,7 @@ class FusedCBAM(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         if torch.is_grad_enabled():  # create_graph=True: differentiate the plain formula, which autograd can redo
-            return plain_backward(ctx, grad, settings=3)
+            return plain_backward(ctx, grad, lambda x: plain_cbam(ctx.cbam, x), settings=3)
         x, channel_desc, hidden, gate, spatial_desc, spatial = ctx.saved_tensors
         lib, grad = ctx.lib, grad.contiguous()
         fc1, fc2, conv = ctx.cbam.channel.fc1, ctx.cbam.channel.fc2, ctx.cbam.spatial.conv
@@ -108,3 +108,62 @@ class FusedCBAM(torch.autograd.Function):
         if ctx.needs_input_grad[0]:
             d_x = kernels.input_grad(lib, grad, x, gate, spatial, spatial_desc, share, channel_desc, d_channel_desc)
         return (d_x, None, None, None, *(grads.get(id(p)) for p in ctx.params))
+
+
+class FusedChannelAttention(torch.autograd.Function):
+    """ChannelAttention for autograd on the fused kernels: CBAM's, with a unit spatial gate. Inputs: x, the module,
+    the kernels, its parameters. Saves x and small tensors only."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, channel: nn.Module, lib: ctypes.CDLL, *params: torch.Tensor):
+        channel_desc = kernels.channel_pool(lib, x)
+        hidden, gate = _channel_gate(lib, channel, channel_desc)
+        ctx.module, ctx.lib, ctx.params = channel, lib, params
+        ctx.save_for_backward(x, channel_desc, hidden, gate)
+        return x * gate[:, :, None, None]
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        if torch.is_grad_enabled():  # create_graph=True
+            return plain_backward(ctx, grad, lambda x: x * ctx.module.gate(x), settings=2)
+        x, channel_desc, hidden, gate = ctx.saved_tensors
+        lib, grad = ctx.lib, grad.contiguous()
+        n, _, h, w = x.shape
+        unit, no_share = x.new_ones(n, 1, h, w), x.new_zeros(n, 2, h, w)  # no spatial gate, no spatial descriptors
+        grads: dict[int, torch.Tensor | None] = {}
+        d_gate = kernels.gate_grad(lib, grad, x, gate, unit, no_share, no_share)  # sum over pixels of grad * x
+        d_channel_desc = mlp_backward(ctx.module.fc1, ctx.module.fc2, channel_desc, hidden, gate, d_gate, grads)
+        d_x = None
+        if ctx.needs_input_grad[0]:
+            d_x = kernels.input_grad(lib, grad, x, gate, unit, no_share, no_share, channel_desc, d_channel_desc)
+        return (d_x, None, None, *(grads.get(id(p)) for p in ctx.params))
+
+
+class FusedSpatialAttention(torch.autograd.Function):
+    """SpatialAttention for autograd on the fused kernels: CBAM's, with a unit channel gate. Inputs: x, the module,
+    the convolution route, the kernels, its convolution weight. Saves x and small tensors only."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, spatial: nn.Module, route: str, lib: ctypes.CDLL, weight: torch.Tensor):
+        desc = kernels.spatial_pool(lib, x, x.new_ones(x.shape[:2]))
+        gate = _spatial_gate(lib, spatial.conv, desc, route)
+        ctx.module, ctx.route, ctx.lib, ctx.params = spatial, route, lib, (weight,)
+        ctx.save_for_backward(x, desc, gate)
+        return x * gate
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        if torch.is_grad_enabled():  # create_graph=True
+            return plain_backward(ctx, grad, lambda x: x * ctx.module.gate(x), settings=3)
+        x, desc, gate = ctx.saved_tensors
+        lib, grad, (weight,) = ctx.lib, grad.contiguous(), ctx.params
+        unit = x.new_ones(x.shape[:2])
+        d_spatial, ties = kernels.spatial_grad(lib, grad, x, unit, desc)  # sum over C of grad * x, maxima over C
+        d_logit = torch.ops.aten.sigmoid_backward(d_spatial, gate)
+        d_desc, d_weight = conv_backward(weight, ctx.route, desc, d_logit, weight.requires_grad)
+        d_x = None
+        if ctx.needs_input_grad[0]:
+            share = torch.cat((d_desc[:, :1] / x.shape[1], d_desc[:, 1:] / ties), 1)
+            no_channel = x.new_zeros(x.shape[0], 2, x.shape[1])  # no channel descriptors to route gradients to
+            d_x = kernels.input_grad(lib, grad, x, unit, gate, desc, share, no_channel, no_channel)
+        return d_x, None, None, None, d_weight

@@ -17,8 +17,9 @@ MLP in one pass (as a matrix product), and the 2 -> 1 spatial convolution runs o
   GlobalMaxPools. A CBAM, ChannelAttention or SpatialAttention layer exported by the TorchScript tracer records
   ``onnx_graph``'s graph instead, which keeps ONNX Runtime's blocked layout through the layer.
 
-``ChannelAttention`` and ``SpatialAttention`` used as layers of their own take the C kernels where no gradient is
-needed, and PyTorch kernels (matrix-product means, the folded convolution) otherwise.
+``ChannelAttention`` and ``SpatialAttention`` used as layers of their own take CBAM's C kernels too (with a unit gate
+for the other half), with autograd or without, and PyTorch kernels (matrix-product means, the folded convolution)
+where those cannot run.
 
 ``use_compiled_cbam()`` opts in to a ``torch.compile``-fused CBAM; ``use_cpu_kernels(False)`` keeps CBAM off the C
 kernels.
@@ -117,8 +118,12 @@ class ChannelAttention(nn.Module):
         if _blocked_layout_export(self, x):
             return onnx_graph.blocked_channel_attention(self, x)
         _check_input(self, x, self.channels)
-        lib = _inference_kernels(self, x, _stock_mlp(self), self.fc1, self.act, self.fc2)
-        return x * self.gate(x) if lib is None else fused.channel_attention(lib, self, x)
+        lib = _layer_kernels(self, x, _stock_mlp(self), self.fc1, self.act, self.fc2)
+        if lib is None:
+            return x * self.gate(x)
+        if _needs_grad(self, x):
+            return fused.FusedChannelAttention.apply(x, self, lib, *self.parameters())
+        return fused.channel_attention(lib, self, x)
 
     def extra_repr(self) -> str:
         return f"channels={self.channels}, reduction={self.reduction}"
@@ -152,10 +157,13 @@ class SpatialAttention(nn.Module):
         if _blocked_layout_export(self, x):
             return onnx_graph.blocked_spatial_attention(self, x)
         _check_input(self, x)
-        lib = _inference_kernels(self, x, _stock_conv(self.conv), self.conv)
+        lib = _layer_kernels(self, x, _stock_conv(self.conv), self.conv)
         if lib is None:
             return x * self.gate(x)
-        return fused.spatial_attention(lib, self, x, _conv_route(self.conv, x, True))
+        route = _conv_route(self.conv, x, True)
+        if _needs_grad(self, x):
+            return fused.FusedSpatialAttention.apply(x, self, route, lib, self.conv.weight)
+        return fused.spatial_attention(lib, self, x, route)
 
     def extra_repr(self) -> str:
         return f"kernel_size={self.kernel_size}"
@@ -354,15 +362,19 @@ def _parameters(cbam: CBAM) -> tuple[torch.Tensor, ...] | None:
     return tuple(p for p in (fc1.weight, fc1.bias, fc2.weight, fc2.bias, conv.weight) if p is not None)
 
 
-def _inference_kernels(module: nn.Module, x: torch.Tensor, stock: bool, *subs: nn.Module) -> ctypes.CDLL | None:
-    """The C kernels for a ChannelAttention or SpatialAttention forward, where it needs no autograd, its sub-modules
-    `subs` are `stock` ones (computed without calls) without hooks and its weights float32 like x, else None."""
-    params = list(module.parameters())
-    if torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in params)):
+def _layer_kernels(module: nn.Module, x: torch.Tensor, stock: bool, *subs: nn.Module) -> ctypes.CDLL | None:
+    """The C kernels for a ChannelAttention or SpatialAttention forward, where its sub-modules `subs` are `stock` ones
+    (computed without calls) without hooks, its weights float32 like x and the context a fast one, else None."""
+    if not stock or not _fast_context(x) or _has_hooks(*subs):
         return None
-    if not stock or not _fast_context(x) or _has_hooks(*subs) or any(p.dtype != torch.float32 for p in params):
+    if any(p.dtype != torch.float32 for p in module.parameters()):
         return None
     return fused.library_for(x)
+
+
+def _needs_grad(module: nn.Module, x: torch.Tensor) -> bool:
+    """Whether autograd records this call: grad mode on and x or a parameter of `module` requiring a gradient."""
+    return torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in module.parameters()))
 
 
 def _stock_mlp(channel: ChannelAttention) -> bool:
@@ -420,7 +432,7 @@ class _CBAMFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         if torch.is_grad_enabled():  # create_graph=True: differentiate the plain formula, which autograd can redo
-            return plain_backward(ctx, grad)
+            return plain_backward(ctx, grad, lambda x: plain_cbam(ctx.cbam, x), settings=2)
         x, channel_desc, hidden, channel_gate, spatial_desc, spatial_gate = ctx.saved_tensors
         fc1, fc2, conv = ctx.cbam.channel.fc1, ctx.cbam.channel.fc2, ctx.cbam.spatial.conv
         matmul = ctx.plan.c_matmul

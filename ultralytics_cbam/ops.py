@@ -6,6 +6,8 @@ channels (with its backward), and the paper's formula op by op, which every path
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -140,16 +142,15 @@ def plain_cbam(cbam: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return cbam.spatial(cbam.channel(x))
 
 
-def plain_backward(ctx, grad: torch.Tensor, settings: int = 2) -> tuple:
-    """Backward through the plain formula, keeping the graph for higher-order derivatives.
+def plain_backward(ctx, grad: torch.Tensor, formula: Callable[[torch.Tensor], torch.Tensor], settings: int) -> tuple:
+    """Backward through `formula` (the layer's plain maths of x), keeping the graph for higher-order derivatives.
 
-    For an autograd Function whose inputs are x, `settings` non-tensor inputs, then the parameters in ``ctx.params``;
-    ``ctx.cbam`` is the CBAM module.
+    For an autograd Function whose inputs are x, `settings` non-tensor inputs, then the parameters in ``ctx.params``.
     """
     x = ctx.saved_tensors[0]
     with torch.enable_grad():
         x_in = x if x.requires_grad else x.detach()
-        out = plain_cbam(ctx.cbam, x_in)
+        out = formula(x_in)
     wanted = [t for t in (x_in, *ctx.params) if t.requires_grad]
     grads = dict(zip(map(id, wanted), torch.autograd.grad(out, wanted, grad, create_graph=True), strict=True))
     d_x = grads.get(id(x_in)) if ctx.needs_input_grad[0] else None
