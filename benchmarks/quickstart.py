@@ -3,11 +3,12 @@
 Runs ``yolo train model=yolov8n-cbam.yaml data=cbam-shapes.yaml epochs=E imgsz=S`` with the stock ``yolo`` command
 in a fresh process, offline, with fresh Ultralytics settings, datasets and runs folders, so the time includes
 generating cbam-shapes on first use. On Linux the run is pinned to `--cpus` cores to stand for a small machine.
-Prints one Markdown table row: wall time, CPU time of the run, the load average of the machine before and after
-(other processes share the CPU), and box mAP50 of best.pt on the val split.
+Prints a Markdown table: the machine, wall time, CPU time of the run, the load average of the machine before and
+after (other processes share the CPU), and box mAP50 of best.pt on the val split. With ``--readme`` it also writes the
+table into the README's ``<!-- quickstart:start -->`` block.
 
 Usage:
-    python benchmarks/quickstart.py --epochs 10 --imgsz 128
+    python benchmarks/quickstart.py --epochs 10 --imgsz 128 --readme README.md
 """
 
 from __future__ import annotations
@@ -21,6 +22,12 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make the repository root importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.readme_tables import check_block, write_block
+from benchmarks.report import cpu_name
 
 COMMAND = "yolo train model=yolov8n-cbam.yaml data=cbam-shapes.yaml epochs={epochs} imgsz={imgsz}"
 
@@ -70,21 +77,34 @@ def run(epochs: int, imgsz: int, cpus: int, extra: list[str], keep: Path | None)
     }
 
 
+def table(r: dict) -> str:
+    """The Markdown table of one run of `run`."""
+    cores = r["cpus"] or os.cpu_count()
+    return "\n".join(
+        [
+            "| command | machine | wall time | CPU time | load avg before/after | mAP50 (best.pt, val) |",
+            "| --- | --- | --- | --- | --- | --- |",
+            f"| `{r['command']}` | {cpu_name()}, {cores} cores | {r['wall_s']:.0f} s | {r['cpu_s']:.0f} s "
+            f"| {r['load_before']:.1f} / {r['load_after']:.1f} | {r['map50']:.3f} |",
+        ]
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--imgsz", type=int, default=128)
     parser.add_argument("--cpus", type=int, default=2, help="cores to pin the run to (0: no pinning)")
     parser.add_argument("--keep", type=Path, help="sandbox folder to use and keep (default: a new temp dir)")
+    parser.add_argument("--readme", type=Path, help="README whose quickstart block receives the table")
     parser.add_argument("extra", nargs="*", help="further key=value arguments for 'yolo train'")
     args = parser.parse_args()
-    r = run(args.epochs, args.imgsz, args.cpus, args.extra, args.keep)
-    print("| command | cores | wall time | CPU time | load avg before/after | mAP50 (best.pt, val) |")
-    print("| --- | --- | --- | --- | --- | --- |")
-    print(
-        f"| `{r['command']}` | {r['cpus'] or os.cpu_count()} | {r['wall_s']:.0f} s | {r['cpu_s']:.0f} s "
-        f"| {r['load_before']:.1f} / {r['load_after']:.1f} | {r['map50']:.3f} |"
-    )
+    if args.readme is not None:
+        check_block(args.readme, "quickstart")  # before the run, not after it
+    text = table(run(args.epochs, args.imgsz, args.cpus, args.extra, args.keep))
+    print(text)
+    if args.readme is not None:
+        write_block(args.readme, "quickstart", text)
 
 
 if __name__ == "__main__":

@@ -22,20 +22,32 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 from benchmarks import report
 
 ROOT = Path(__file__).resolve().parents[1]
-START, END = "<!-- benchmark:start -->", "<!-- benchmark:end -->"
+
+
+def _block(name: str) -> re.Pattern:
+    return re.compile(re.escape(f"<!-- {name}:start -->") + ".*?" + re.escape(f"<!-- {name}:end -->"), re.S)
+
+
+def check_block(readme: Path, name: str) -> None:
+    """Raise a ValueError naming the file unless it has the block of markers ``<!-- {name}:start/end -->``."""
+    if not _block(name).search(readme.read_text()):
+        raise ValueError(f"{readme} has no <!-- {name}:start --> ... <!-- {name}:end --> block")
+
+
+def write_block(readme: Path, name: str, content: str) -> None:
+    """Replace what lies between the README's ``<!-- {name}:start -->`` and ``<!-- {name}:end -->`` markers."""
+    check_block(readme, name)
+    block = f"<!-- {name}:start -->\n{content}\n<!-- {name}:end -->"
+    readme.write_text(_block(name).sub(lambda _: block, readme.read_text()))
 
 
 def update_readme(readme: Path, results: Path) -> None:
     """Replace the README's benchmark block with the summary of the results JSON `results`."""
-    text = readme.read_text()
-    pattern = re.compile(re.escape(START) + ".*?" + re.escape(END), re.S)
-    if not pattern.search(text):
-        raise ValueError(f"{readme} has no {START} ... {END} block")
     try:
-        block = f"{START}\n{report.summary(json.loads(results.read_text()))}\n{END}"
+        content = report.summary(json.loads(results.read_text()))
     except (ValueError, KeyError) as err:  # json.JSONDecodeError is a ValueError
         raise ValueError(f"{results} is not a benchmark results file of benchmarks/run.py: {err!r}") from err
-    readme.write_text(pattern.sub(lambda _: block, text))
+    write_block(readme, "benchmark", content)
 
 
 def main() -> None:

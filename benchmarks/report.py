@@ -54,7 +54,7 @@ def machine() -> dict:
 
     kernels = cpu_kernels.library() is not None
     info = {
-        "cpu": _cpu_name(),
+        "cpu": cpu_name(),
         "cpu_caches": _cpu_caches(),
         "logical_cpus": os.cpu_count(),
         "cbam_kernels": "fused C kernels" if kernels else f"PyTorch ({cpu_kernels.unavailable_reason()})",
@@ -83,7 +83,7 @@ def _cpu_caches() -> str:
     return ", ".join(found)
 
 
-def _cpu_name() -> str:
+def cpu_name() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):

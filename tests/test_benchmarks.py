@@ -120,7 +120,7 @@ RESULTS = {
 
 def test_readme_block_is_rewritten_from_the_results(tmp_path):
     readme = tmp_path / "README.md"
-    readme.write_text(f"intro\n{readme_tables.START}\nold\n{readme_tables.END}\noutro\n")
+    readme.write_text("intro\n<!-- benchmark:start -->\nold\n<!-- benchmark:end -->\noutro\n")
     results = tmp_path / "cpu-full.json"
     results.write_text(json.dumps(RESULTS))
     readme_tables.update_readme(readme, results)
@@ -138,7 +138,7 @@ def test_readme_block_is_rewritten_from_the_results(tmp_path):
 @pytest.mark.parametrize("content", ["not json", json.dumps({**RESULTS, "model": []}), json.dumps({"targets": [1]})])
 def test_bad_inputs_are_refused_and_the_readme_kept(tmp_path, content):
     readme = tmp_path / "README.md"
-    readme.write_text(f"intro\n{readme_tables.START}\nold\n{readme_tables.END}\n")
+    readme.write_text("intro\n<!-- benchmark:start -->\nold\n<!-- benchmark:end -->\n")
     before = readme.read_text()
     results = tmp_path / "cpu-full.json"
     results.write_text(content)
@@ -155,6 +155,23 @@ def test_readme_without_markers_is_refused(tmp_path):
     with pytest.raises(ValueError, match=r"README\.md has no"):
         readme_tables.update_readme(readme, results)
     assert readme.read_text() == "no block here\n"
+
+
+def test_quickstart_table_goes_into_its_own_block(tmp_path):
+    """The quick-start script's table replaces only the README's quickstart block; a README without one is refused
+    before any training starts."""
+    from benchmarks import quickstart
+
+    run = {"command": "yolo train x=1", "cpus": 2, "wall_s": 76.6, "cpu_s": 75.2, "load_before": 0.5,
+           "load_after": 0.94, "map50": 0.3704}  # fmt: skip
+    readme = tmp_path / "README.md"
+    readme.write_text("a\n<!-- quickstart:start -->\nold\n<!-- quickstart:end -->\nb\n<!-- benchmark:start -->\nkept\n")
+    readme_tables.write_block(readme, "quickstart", quickstart.table(run))
+    text = readme.read_text()
+    assert "old" not in text and text.endswith("b\n<!-- benchmark:start -->\nkept\n")
+    assert "| `yolo train x=1` |" in text and "2 cores | 77 s | 75 s | 0.5 / 0.9 | 0.370 |" in text
+    with pytest.raises(ValueError, match=r"README\.md has no <!-- benchmark:start --> \.\.\. <!-- benchmark:end -->"):
+        readme_tables.check_block(readme, "benchmark")
 
 
 def test_export_matrix_tries_a_format_on_both_checkpoints(tmp_path):
