@@ -10,7 +10,7 @@ trained alike: an untrained model's output hardly depends on the image, which hi
 
 Usage:
     python benchmarks/export_matrix.py                      # untrained yolov8n-cbam and yolov8n, imgsz 64
-    python benchmarks/export_matrix.py --weights best.pt --stock-weights stock.pt --imgsz 128 --table matrix.md
+    python benchmarks/export_matrix.py --weights best.pt --stock-weights stock.pt --imgsz 128 --readme README.md
 """
 
 from __future__ import annotations
@@ -26,6 +26,11 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make the repository root importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.readme_tables import check_block, write_block
 
 MISSING = re.compile(r"requirements? (\[.*?\]) not found, AutoUpdate disabled")
 
@@ -212,12 +217,15 @@ def main() -> None:
     parser.add_argument("--autoinstall", action="store_true", help="let Ultralytics pip-install missing packages")
     parser.add_argument("--logs", type=Path, help="folder for each export's full log")
     parser.add_argument("--table", type=Path, help="write the Markdown table here too")
+    parser.add_argument("--readme", type=Path, help="README whose <!-- exports:start --> block receives the table")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     parser.add_argument("--result", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
         _worker(args)
         return
+    if args.readme:
+        check_block(args.readme, "exports")  # before the exports, not after them
     os.environ.setdefault("YOLO_OFFLINE", "1")
     args.data = args.data or "cbam-shapes.yaml"
     scratch = Path(tempfile.mkdtemp(prefix="export-matrix-"))
@@ -228,6 +236,8 @@ def main() -> None:
     print(table)
     if args.table:
         args.table.write_text(table)
+    if args.readme:
+        write_block(args.readme, "exports", table.rstrip("\n"))
 
 
 def _matrix_table(args: argparse.Namespace, scratch: Path) -> str:

@@ -4,9 +4,10 @@ A stock yolov8n is trained on coco8 (its 4 training photographs, repeated, singl
 yolov8n-cbam with every tensor transferred. Before any fine-tuning, each transplant is compared with the source:
 the largest change of a class score, the mean change of a box (pixels), mAP50 against coco8's labels (of the
 photographs it was trained on) and mAP50 against the source model's own detections. Optionally each transplant is
-then fine-tuned for a few epochs. Prints a Markdown table.
+then fine-tuned for a few epochs. Prints Markdown tables and, with ``--readme``, writes them into the README's
+``<!-- gentle:start -->`` block.
 
-    python benchmarks/gentle_init.py --epochs 60 --finetune 10
+    python benchmarks/gentle_init.py --epochs 60 --finetune 10 --readme README.md
 """
 
 from __future__ import annotations
@@ -14,15 +15,19 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
 os.environ.setdefault("YOLO_OFFLINE", "1")
+if __package__ in (None, ""):  # run as a script: make the repository root importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch
 from ultralytics import YOLO
 from ultralytics.nn import tasks
 
+from benchmarks.readme_tables import check_block, write_block
 from ultralytics_cbam.init import gentle_init
 from ultralytics_cbam.transfer import install
 
@@ -87,7 +92,10 @@ def main() -> None:
     parser.add_argument("--gates", default="0.9,0.95,0.99,0.999", help="gentle_init gate values to compare")
     parser.add_argument("--finetune", type=int, default=0, help="fine-tuning epochs of each transplant (0: none)")
     parser.add_argument("--source", type=Path, help="use this trained checkpoint instead of training one")
+    parser.add_argument("--readme", type=Path, help="README whose <!-- gentle:start --> block receives the tables")
     args = parser.parse_args()
+    if args.readme:
+        check_block(args.readme, "gentle")  # before the training, not after it
     install(tasks)
     work = Path(tempfile.mkdtemp(prefix="gentle-init-"))
     os.environ.setdefault("YOLO_CONFIG_DIR", str(work / "config"))
@@ -126,6 +134,8 @@ def main() -> None:
             lines.append(f"| {name} | {map50(model, data, args.imgsz, work / 'val'):.3f} |")
     print(f"\nsource: yolov8n, {args.epochs} epochs at {args.imgsz} px on coco8's training photographs\n")
     print("\n".join(lines))
+    if args.readme:
+        write_block(args.readme, "gentle", "\n".join(lines))
 
 
 if __name__ == "__main__":

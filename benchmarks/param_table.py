@@ -2,6 +2,7 @@
 
 Usage (from the repository root):
     python benchmarks/param_table.py                  # prints the table, writes benchmarks/results/param_table.md
+    python benchmarks/param_table.py readme=README.md # ... and into the README's <!-- params:start --> block
     python benchmarks/param_table.py imgsz=320 save=/tmp/params.md
 """
 
@@ -10,6 +11,11 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make the repository root importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.readme_tables import check_block, write_block
 
 os.environ.setdefault("YOLO_OFFLINE", "1")
 
@@ -87,20 +93,28 @@ def markdown(rows: list[dict], imgsz: int) -> str:
 
 
 def main(argv: list[str] | None = None) -> str:
-    """Build the table, print it and save it; key=value arguments: imgsz (640), save (results/param_table.md)."""
+    """Build the table, print it and save it; key=value arguments: imgsz (640), save (results/param_table.md),
+    readme (a README whose params block receives the table)."""
     args = dict(a.split("=", 1) for a in (sys.argv[1:] if argv is None else argv) if "=" in a)
-    unknown = set(args) - {"imgsz", "save"}
+    unknown = set(args) - {"imgsz", "save", "readme"}
     bad = [a for a in (sys.argv[1:] if argv is None else argv) if "=" not in a]
     if unknown or bad:
-        raise SystemExit(f"param_table.py: unknown argument(s) {sorted(unknown) + bad}; use imgsz=640 save=PATH")
+        raise SystemExit(
+            f"param_table.py: unknown argument(s) {sorted(unknown) + bad}; use imgsz=640 save=PATH readme=README.md"
+        )
     try:
         imgsz = int(args.get("imgsz", 640))
     except ValueError:
         raise SystemExit(f"param_table.py: imgsz must be an integer, got {args['imgsz']!r}") from None
     save = Path(args.get("save", DEFAULT_SAVE))
+    readme = Path(args["readme"]) if "readme" in args else None
+    if readme is not None:
+        check_block(readme, "params")
     table = markdown(build_rows(imgsz), imgsz)
     save.parent.mkdir(parents=True, exist_ok=True)
     save.write_text(table)
+    if readme is not None:
+        write_block(readme, "params", table.rstrip("\n"))
     print(table)
     return table
 

@@ -174,13 +174,35 @@ def test_quickstart_table_goes_into_its_own_block(tmp_path):
         readme_tables.check_block(readme, "benchmark")
 
 
+def test_param_table_writes_the_readme_block(tmp_path, monkeypatch):
+    """param_table.py readme=... puts the table it saves into the README's params block, and refuses a README
+    without one before building any model."""
+    from benchmarks import param_table
+
+    row = {"task": "detect", "scale": "n", "yolov8_params": 1000, "cbam_params": 1010, "yolov8_gflops": 8.9,
+           "cbam_gflops": 8.92}  # fmt: skip
+    built = []
+    monkeypatch.setattr(param_table, "build_rows", lambda imgsz: built.append(imgsz) or [row])
+    readme, save = tmp_path / "README.md", tmp_path / "params.md"
+    readme.write_text("intro\n<!-- params:start -->\nold\n<!-- params:end -->\n")
+    table = param_table.main([f"save={save}", f"readme={readme}", "imgsz=320"])
+    assert save.read_text() == table and "| detect | n | 1,000 | 1,010 | +10 (1.00 %) | 8.9 | 8.9 | +0.02 |" in table
+    assert readme.read_text() == f"intro\n<!-- params:start -->\n{table.rstrip()}\n<!-- params:end -->\n"
+    readme.write_text("no block\n")
+    with pytest.raises(ValueError, match=r"README\.md has no <!-- params:start -->"):
+        param_table.main([f"save={save}", f"readme={readme}"])
+    assert built == [320]
+
+
 def test_export_matrix_tries_a_format_on_both_checkpoints(tmp_path):
     """One format end to end: export in a worker process, AutoBackend run, difference from PyTorch, table and logs."""
     from ultralytics import YOLO
 
     YOLO("yolov8n.yaml").save(tmp_path / "stock.pt")
+    (tmp_path / "README.md").write_text("a\n<!-- exports:start -->\nold\n<!-- exports:end -->\nb\n")
     script = Path(__file__).resolve().parents[1] / "benchmarks" / "export_matrix.py"
     args = ["--formats", "torchscript", "--imgsz", "64", "--stock-weights", "stock.pt", "--table", "t.md"]
+    args += ["--readme", "README.md"]
     done = subprocess.run(
         [sys.executable, str(script), *args, "--logs", "logs"],
         cwd=tmp_path,
@@ -190,6 +212,8 @@ def test_export_matrix_tries_a_format_on_both_checkpoints(tmp_path):
     )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     table = (tmp_path / "t.md").read_text()
+    block = f"<!-- exports:start -->\n{table.rstrip()}\n<!-- exports:end -->"
+    assert (tmp_path / "README.md").read_text() == f"a\n{block}\nb\n"
     assert "yolov8n-cbam untrained, stock yolov8n `stock.pt`" in table
     [row] = [line for line in table.splitlines() if line.startswith("| TorchScript |")]
     cells = [cell.strip() for cell in row.strip("|").split("|")]
