@@ -68,6 +68,28 @@ def _channel_gate(
     return kernels.channel_gate(lib, channel_desc, fc1.weight, fc1.bias, fc2.weight, fc2.bias)
 
 
+def _spatial_backward(
+    lib: ctypes.CDLL,
+    grad: torch.Tensor,
+    x: torch.Tensor,
+    gate: torch.Tensor,
+    desc: torch.Tensor,
+    spatial: torch.Tensor,
+    weight: torch.Tensor,
+    route: str,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Backward through out = y * s, y = x * gate, s = sigmoid(conv([mean_c y, max_c y])).
+
+    Returns the spatial descriptors' gradients as the kernels take them (`share`, (N, 2, H, W): d_mean / C and d_max /
+    the number of tied maxima over C) and the convolution weight's gradient (None unless it requires one).
+    """
+    d_spatial, ties = kernels.spatial_grad(lib, grad, x, gate, desc)  # dL/ds = sum_c grad * y
+    d_desc, d_weight = conv_backward(
+        weight, route, desc, torch.ops.aten.sigmoid_backward(d_spatial, spatial), weight.requires_grad
+    )
+    return torch.cat((d_desc[:, :1] / x.shape[1], d_desc[:, 1:] / ties), 1), d_weight
+
+
 class FusedCBAM(torch.autograd.Function):
     """CBAM for autograd on the fused kernels. Inputs: x, the CBAM module, the convolution route, its parameters.
 
@@ -93,14 +115,8 @@ class FusedCBAM(torch.autograd.Function):
         fc1, fc2, conv = ctx.cbam.channel.fc1, ctx.cbam.channel.fc2, ctx.cbam.spatial.conv
         grads: dict[int, torch.Tensor | None] = {}
 
-        # out = y * s, s = sigmoid(conv([mean_c y, max_c y])): dL/ds = sum_c g * y
-        d_spatial, ties = kernels.spatial_grad(lib, grad, x, gate, spatial_desc)
-        d_spatial_logit = torch.ops.aten.sigmoid_backward(d_spatial, spatial)
-        d_spatial_desc, grads[id(conv.weight)] = conv_backward(
-            conv.weight, ctx.route, spatial_desc, d_spatial_logit, conv.weight.requires_grad
-        )
-        # dL/dy = g * s + d_mean / C + d_max / (tied maxima over C) where y is the max; dL/dgate = sum_hw dL/dy * x
-        share = torch.cat((d_spatial_desc[:, :1] / x.shape[1], d_spatial_desc[:, 1:] / ties), 1)
+        route = ctx.route
+        share, grads[id(conv.weight)] = _spatial_backward(lib, grad, x, gate, spatial_desc, spatial, conv.weight, route)
         d_gate = kernels.gate_grad(lib, grad, x, gate, spatial, spatial_desc, share)
 
         d_channel_desc = mlp_backward(fc1, fc2, channel_desc, hidden, gate, d_gate, grads)
@@ -158,12 +174,9 @@ class FusedSpatialAttention(torch.autograd.Function):
         x, desc, gate = ctx.saved_tensors
         lib, grad, (weight,) = ctx.lib, grad.contiguous(), ctx.params
         unit = x.new_ones(x.shape[:2])
-        d_spatial, ties = kernels.spatial_grad(lib, grad, x, unit, desc)  # sum over C of grad * x, maxima over C
-        d_logit = torch.ops.aten.sigmoid_backward(d_spatial, gate)
-        d_desc, d_weight = conv_backward(weight, ctx.route, desc, d_logit, weight.requires_grad)
+        share, d_weight = _spatial_backward(lib, grad, x, unit, desc, gate, weight, ctx.route)
         d_x = None
         if ctx.needs_input_grad[0]:
-            share = torch.cat((d_desc[:, :1] / x.shape[1], d_desc[:, 1:] / ties), 1)
             no_channel = x.new_zeros(x.shape[0], 2, x.shape[1])  # no channel descriptors to route gradients to
             d_x = kernels.input_grad(lib, grad, x, unit, gate, desc, share, no_channel, no_channel)
         return d_x, None, None, None, d_weight

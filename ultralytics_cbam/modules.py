@@ -118,11 +118,12 @@ class ChannelAttention(nn.Module):
         if _blocked_layout_export(self, x):
             return onnx_graph.blocked_channel_attention(self, x)
         _check_input(self, x, self.channels)
-        lib = _layer_kernels(self, x, _stock_mlp(self), self.fc1, self.act, self.fc2)
+        params = tuple(self.parameters())
+        lib = _layer_kernels(params, x, _stock_mlp(self), self.fc1, self.act, self.fc2)
         if lib is None:
             return x * self.gate(x)
-        if _needs_grad(self, x):
-            return fused.FusedChannelAttention.apply(x, self, lib, *self.parameters())
+        if _needs_grad(x, params):
+            return fused.FusedChannelAttention.apply(x, self, lib, *params)
         return fused.channel_attention(lib, self, x)
 
     def extra_repr(self) -> str:
@@ -157,11 +158,12 @@ class SpatialAttention(nn.Module):
         if _blocked_layout_export(self, x):
             return onnx_graph.blocked_spatial_attention(self, x)
         _check_input(self, x)
-        lib = _layer_kernels(self, x, _stock_conv(self.conv), self.conv)
+        params = (self.conv.weight,)
+        lib = _layer_kernels(params, x, _stock_conv(self.conv), self.conv)
         if lib is None:
             return x * self.gate(x)
         route = _conv_route(self.conv, x, True)
-        if _needs_grad(self, x):
+        if _needs_grad(x, params):
             return fused.FusedSpatialAttention.apply(x, self, route, lib, self.conv.weight)
         return fused.spatial_attention(lib, self, x, route)
 
@@ -195,7 +197,7 @@ class CBAM(nn.Module):
                 return onnx_graph.blocked_layout_cbam(self, x)
             return plain_cbam(self, x)
         route = _conv_route(self.spatial.conv, x, True)
-        needs_grad = torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in params))
+        needs_grad = _needs_grad(x, params)
         mlp = self.channel.fc1, self.channel.act, self.channel.fc2
         lib = None if _has_hooks(*mlp) else fused.library_for(x)  # hooks on the MLP need calls of its modules
         if lib is not None and needs_grad:
@@ -362,19 +364,20 @@ def _parameters(cbam: CBAM) -> tuple[torch.Tensor, ...] | None:
     return tuple(p for p in (fc1.weight, fc1.bias, fc2.weight, fc2.bias, conv.weight) if p is not None)
 
 
-def _layer_kernels(module: nn.Module, x: torch.Tensor, stock: bool, *subs: nn.Module) -> ctypes.CDLL | None:
+def _layer_kernels(
+    params: tuple[torch.Tensor, ...], x: torch.Tensor, stock: bool, *subs: nn.Module
+) -> ctypes.CDLL | None:
     """The C kernels for a ChannelAttention or SpatialAttention forward, where its sub-modules `subs` are `stock` ones
-    (computed without calls) without hooks, its weights float32 like x and the context a fast one, else None."""
-    if not stock or not _fast_context(x) or _has_hooks(*subs):
-        return None
-    if any(p.dtype != torch.float32 for p in module.parameters()):
+    (computed without calls) without hooks, its parameters `params` float32 like x and the context a fast one, else
+    None."""
+    if not stock or not _fast_context(x) or _has_hooks(*subs) or any(p.dtype != torch.float32 for p in params):
         return None
     return fused.library_for(x)
 
 
-def _needs_grad(module: nn.Module, x: torch.Tensor) -> bool:
-    """Whether autograd records this call: grad mode on and x or a parameter of `module` requiring a gradient."""
-    return torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in module.parameters()))
+def _needs_grad(x: torch.Tensor, params: tuple[torch.Tensor, ...]) -> bool:
+    """Whether autograd records this call: grad mode on and x or one of the layer's `params` requiring a gradient."""
+    return torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in params))
 
 
 def _stock_mlp(channel: ChannelAttention) -> bool:
