@@ -10,7 +10,7 @@ import torch
 
 from benchmarks.config import BenchConfig
 from benchmarks.memory import peak_memory_mib
-from benchmarks.timing import Timing, interleaved, paired_ratio
+from benchmarks.timing import Timing, interleaved, paired_ratio, paired_ratio_interval
 
 PAIR = ("yolov8", "yolov8-cbam")  # (baseline, ours): the ratio is ours / baseline
 # Each ONNX Runtime session has its own thread pool, whose threads spin for a while after a run: without a pause, the
@@ -85,6 +85,7 @@ def _record(device: str, scale: str, kind: str, batch: int, imgsz: int, times: d
         "imgsz": imgsz,
         "times": {name: t.as_dict() for name, t in times.items()},
         "ratio": round(paired_ratio(ours, base), 4),
+        "ratio_interval": [round(v, 4) for v in paired_ratio_interval(ours, base)],
         "ratio_of_minima": round(ours.min_ms / base.min_ms, 4),
     }
 

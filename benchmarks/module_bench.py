@@ -12,7 +12,7 @@ from torch import nn
 
 from benchmarks.cbam_variants import build_variants
 from benchmarks.config import BenchConfig
-from benchmarks.timing import interleaved, paired_ratio
+from benchmarks.timing import interleaved, paired_ratio, paired_ratio_interval
 from ultralytics_cbam import cpu_kernels
 
 VARIANTS = ("ours", "timm", "ultralytics", "paper")
@@ -50,6 +50,7 @@ def run_module_benchmarks(cfg: BenchConfig, device: str, progress: Callable[[str
                 for pass_ in PASSES:
                     progress(f"module yolov8{scale} P{level} {c}x{h}x{w} batch {batch} {pass_}")
                     times = _time_case(cfg, device, c, (batch, c, h, w), pass_)
+                    others = {name: t for name, t in times.items() if name != "ours"}
                     records.append(
                         {
                             "device": device,
@@ -59,10 +60,10 @@ def run_module_benchmarks(cfg: BenchConfig, device: str, progress: Callable[[str
                             "batch": batch,
                             "pass": pass_,
                             "times": {name: t.as_dict() for name, t in times.items()},
-                            "ratios": {
-                                name: round(paired_ratio(times["ours"], t), 3)
-                                for name, t in times.items()
-                                if name != "ours"
+                            "ratios": {name: round(paired_ratio(times["ours"], t), 3) for name, t in others.items()},
+                            "ratio_intervals": {
+                                name: [round(v, 3) for v in paired_ratio_interval(times["ours"], t)]
+                                for name, t in others.items()
                             },
                         }
                     )

@@ -109,4 +109,27 @@ def _summary(seconds: list[float], calls: int) -> Timing:
 
 def paired_ratio(a: Timing, b: Timing) -> float:
     """Median over rounds of a / b, each round's two samples taken back to back (robust to load that drifts)."""
-    return statistics.median(x / y for x, y in zip(a.samples_ms, b.samples_ms, strict=True))
+    return statistics.median(_round_ratios(a, b))
+
+
+def paired_ratio_interval(a: Timing, b: Timing, confidence: float = 0.95) -> tuple[float, float]:
+    """A distribution-free confidence interval for `paired_ratio(a, b)`: the order statistics of the round ratios
+    that bracket their median with at least `confidence` if rounds are independent (the sign test's interval). With
+    too few rounds for that confidence it is the whole range of the ratios.
+
+    It covers the noise within one run; drift of the machine's speed between runs is not in it.
+    """
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be between 0 and 1, got {confidence!r}")
+    ratios = sorted(_round_ratios(a, b))
+    n = len(ratios)
+    tail = (1 - confidence) / 2 * 2**n  # in units of 2**-n, the probability of each count of a Binomial(n, 1/2)
+    rank, below = 1, math.comb(n, 0) + math.comb(n, 1)  # below: 2**n P(count <= rank)
+    while rank < (n + 1) // 2 and below <= tail:
+        rank += 1
+        below += math.comb(n, rank)
+    return ratios[rank - 1], ratios[n - rank]
+
+
+def _round_ratios(a: Timing, b: Timing) -> list[float]:
+    return [x / y for x, y in zip(a.samples_ms, b.samples_ms, strict=True)]

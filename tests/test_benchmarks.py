@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import subprocess
 import sys
 import time
@@ -13,7 +14,8 @@ import torch
 
 from benchmarks import readme_tables
 from benchmarks.config import build_config
-from benchmarks.timing import Timing, interleaved, paired_ratio
+from benchmarks.report import evaluate_targets, markdown
+from benchmarks.timing import Timing, interleaved, paired_ratio, paired_ratio_interval
 
 
 def test_settings_name_the_bad_key_and_value():
@@ -55,6 +57,52 @@ def test_paired_ratio_is_the_median_of_round_ratios():
 
     ours, theirs = timing([1.0, 9.0, 2.0]), timing([2.0, 10.0, 2.0])
     assert paired_ratio(ours, theirs) == pytest.approx(sorted([0.5, 0.9, 1.0])[1])
+
+
+def _samples(values) -> Timing:
+    return Timing(0, 0, 0, len(values), 1, tuple(values))
+
+
+@pytest.mark.parametrize(("rounds", "ranks"), [(10, (2, 9)), (20, (6, 15)), (100, (40, 61))])
+def test_ratio_interval_is_the_sign_test_interval_of_the_median(rounds, ranks):
+    ratios = list(range(1, rounds + 1))  # the k-th smallest ratio is k; ranks from tables of the 95 % interval
+    random.Random(rounds).shuffle(ratios)
+    assert paired_ratio_interval(_samples(ratios), _samples([1.0] * rounds)) == ranks
+
+
+def test_ratio_interval_covers_the_true_median_95_percent_of_the_time():
+    rng = random.Random(0)
+    trials, covered = 2000, 0
+    for _ in range(trials):
+        ours = [rng.lognormvariate(0.0, 0.1) for _ in range(20)]  # ratios with median exp(0) = 1
+        low, high = paired_ratio_interval(_samples(ours), _samples([1.0] * 20))
+        covered += low <= 1.0 <= high
+    assert 0.94 <= covered / trials <= 0.975  # 1 - 2 P(Binomial(20, 1/2) <= 5) = 0.9586
+
+
+def test_ratio_interval_with_too_few_rounds_is_the_whole_range():
+    assert paired_ratio_interval(_samples([3.0, 1.0, 2.0]), _samples([1.0] * 3)) == (1.0, 3.0)
+    with pytest.raises(ValueError, match="confidence must be between 0 and 1"):
+        paired_ratio_interval(_samples([1.0]), _samples([1.0]), confidence=95)
+
+
+def test_targets_whose_limit_lies_inside_the_interval_are_flagged():
+    model = {"device": "cpu", "scale": "n", "kind": "onnxruntime", "batch": 1, "imgsz": 640, "ratio_of_minima": 1.0}
+    results = {
+        "meta": RESULTS["meta"],
+        "model": [
+            {**model, "ratio": 1.02, "ratio_interval": [1.01, 1.04], "times": RESULTS["model"][0]["times"]},
+            {**model, "batch": 8, "ratio": 1.01, "ratio_interval": [1.0, 1.02], "times": RESULTS["model"][0]["times"]},
+        ],
+    }
+    b1, b8 = evaluate_targets(results)
+    assert b1["met"] and b1["within_noise"] and b8["met"] and not b8["within_noise"]
+    results["targets"] = [b1, b8]
+    text = markdown(results)
+    assert "2 of 2 met; 1 with the limit inside the 95 % interval of the ratio" in text
+    assert "| yolov8n-cbam / yolov8n onnxruntime batch 1 | 1.020 | 1.010 – 1.040 | ≤ 1.03 | yes (limit inside" in text
+    assert "| yolov8n-cbam / yolov8n onnxruntime batch 8 | 1.010 | 1.000 – 1.020 | ≤ 1.05 | yes |" in text
+    assert "| ONNX Runtime | cpu | 1x640 | 50 | 50.5 | 1.020 | 1.010 – 1.040 | 1.000 |" in text
 
 
 def test_model_pair_differs_only_by_the_cbam_layers():
@@ -127,7 +175,7 @@ def test_readme_block_is_rewritten_from_the_results(tmp_path):
     text = readme.read_text()
     assert text.startswith("intro\n") and text.endswith("outro\n") and "old" not in text
     assert "Test CPU, 2 logical CPUs, torch threads: 2" in text and "2026-01-01 00:00 UTC" in text
-    assert "#### Speed targets (CPU): 1 of 2 met" in text and "| module cbam x | 1.200 | ≤ 1.0 | **no** |" in text
+    assert "#### Speed targets (CPU): 1 of 2 met" in text and "| module cbam x | 1.200 | – | ≤ 1.0 | **no** |" in text
     assert (
         "#### Model level" in text and "| yolov8n | eager PyTorch (fused) | cpu | 1x640 | 50 | 50.5 | 1.010 |" in text
     )
