@@ -9,6 +9,8 @@ are chosen to land on each of them, and the tests assert which one they land on,
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -146,6 +148,67 @@ def test_inference_path_matches_paper_and_keeps_input(shape, context, threads, k
     torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-6)
     assert torch.equal(x, before)
     assert out.data_ptr() != x.data_ptr()
+
+
+def _short_path_blockers(m: CBAM, x: torch.Tensor) -> dict:
+    """Ways a call can differ from plain CPU float32 inference, each as (context manager, layer, input)."""
+    hooked, relu6, grouped = clone_module(m), clone_module(m), clone_module(m)
+    hooked.channel.fc1.register_forward_hook(lambda *_: None)
+    relu6.channel.act = torch.nn.ReLU6()
+    grouped.channel.fc2 = torch.nn.Conv2d(4, 16, 1, groups=2)
+    inference = torch.inference_mode
+    return {
+        "grad mode": (contextlib.nullcontext, m, x.clone().requires_grad_(True)),
+        "autocast": (lambda: torch.autocast("cpu", dtype=torch.bfloat16), m, x),
+        "float64 input": (inference, clone_module(m).double(), x.double()),
+        "float64 weights": (inference, clone_module(m).double(), x),
+        "channels-last input": (inference, m, x.contiguous(memory_format=torch.channels_last)),
+        "hook on fc1": (inference, hooked, x),
+        "other activation": (inference, relu6, x),
+        "grouped fc2": (inference, grouped, x),
+        "global hook": (lambda: _global_forward_hook(), m, x),
+        "compiled path": (lambda: _switched(cbam_modules.use_compiled_cbam, True), m, x),
+        "no C kernels": (lambda: _switched(cpu_kernels.use_cpu_kernels, False), m, x),
+    }
+
+
+@contextlib.contextmanager
+def _global_forward_hook():
+    handle = torch.nn.modules.module.register_module_forward_hook(lambda *_: None)
+    try:
+        with torch.inference_mode():
+            yield
+    finally:
+        handle.remove()
+
+
+@contextlib.contextmanager
+def _switched(switch, value: bool):
+    """Inference with a package-wide switch set to `value`, then back to the other setting."""
+    switch(value)
+    try:
+        with torch.inference_mode():
+            yield
+    finally:
+        switch(not value)
+
+
+def test_short_kernel_path_takes_plain_inference_only():
+    """Plain CPU float32 inference runs on the C kernels straight from the layer's registries; every other call goes
+    the general way (whose results the other tests pin to the paper)."""
+    c_kernels_or_skip()
+    m = randomized(CBAM(LARGE[1], 4, 7, bias=True)).eval()
+    x = torch.randn(LARGE)
+    with torch.inference_mode():
+        out = cbam_modules._kernel_inference(m, x)
+    assert_close(out, ref_for(m)(x).detach(), name="short path")
+    traced = []
+    with torch.no_grad():
+        torch.jit.trace(lambda v: traced.append(cbam_modules._kernel_inference(m, v)) or v * 1, x, check_trace=False)
+    assert traced == [None], "tracing"
+    for name, (context, layer, inp) in _short_path_blockers(m, x.clone()).items():
+        with context():
+            assert cbam_modules._kernel_inference(layer, inp) is None, name
 
 
 def test_one_full_size_allocation_at_inference(kernels):

@@ -28,7 +28,9 @@ kernels.
 from __future__ import annotations
 
 import ctypes
+import functools
 import sys
+from collections.abc import Callable
 from typing import NamedTuple
 
 import torch
@@ -36,7 +38,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.modules import module as nn_module
 
-from ultralytics_cbam import fused, onnx_graph
+from ultralytics_cbam import cpu_kernels, fused, onnx_graph
 from ultralytics_cbam.cpu_kernels import use_cpu_kernels
 from ultralytics_cbam.ops import (
     conv_backward,
@@ -78,9 +80,7 @@ def _check_input(module: nn.Module, x: torch.Tensor, channels: int | None = None
 
 def _is_graph_capture() -> bool:
     """True while tracing, scripting or compiling: the code then runs to record a graph, not only to compute."""
-    compiler = getattr(torch, "compiler", None)
-    compiling = compiler is not None and hasattr(compiler, "is_compiling") and compiler.is_compiling()
-    return torch.jit.is_tracing() or torch.jit.is_scripting() or compiling
+    return torch.jit.is_tracing() or torch.jit.is_scripting() or _compiling()
 
 
 class ChannelAttention(nn.Module):
@@ -188,6 +188,9 @@ class CBAM(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Refine `x` with channel, then spatial attention."""
+        out = _kernel_inference(self, x)
+        if out is not None:
+            return out
         _check_input(self, x, self.channel.channels)
         if _COMPILED.enabled and not _is_graph_capture():
             return _compiled_cbam(self, x)
@@ -206,6 +209,68 @@ class CBAM(nn.Module):
             return fused.inference(lib, self, x, route)
         plan = _Plan(*_matmul_means(x, True), route)
         return _CBAMFunction.apply(x, self, plan, *params) if needs_grad else _inference_cbam(self, x, plan)
+
+
+def _kernel_inference(cbam: CBAM, x: torch.Tensor) -> torch.Tensor | None:
+    """CBAM(x) in one call of the C kernels wherever forward would end in that call: no autograd, a non-empty
+    contiguous float32 CPU map with the layer's channels, stock float32 sub-modules without hooks, and no graph
+    capture, autocast, functorch transform or compiled path. None elsewhere, and forward decides as usual.
+
+    Inside a model, the preceding convolutions have pushed the interpreter's state out of the CPU caches, so each
+    Python call and module attribute lookup made before the kernels costs several times what it does in a loop over
+    the layer. This path makes few: the sub-modules come straight from their registries, each condition is read once.
+    """
+    if x.dtype is not torch.float32 or not x.is_cpu or x.dim() != 4 or not x.is_contiguous() or _COMPILED.enabled:
+        return None
+    if _GLOBAL_HOOKS[0] or _GLOBAL_HOOKS[1]:
+        return None
+    for active in _KERNEL_BLOCKERS:
+        if active():
+            return None
+    channel, spatial = cbam._modules["channel"], cbam._modules["spatial"]
+    fc1, act, fc2 = channel._modules.get("fc1"), channel._modules.get("act"), channel._modules.get("fc2")
+    conv = spatial._modules.get("conv")
+    if not (type(act) is nn.ReLU and _plain_conv(fc1, 1) and _plain_conv(fc2, 1) and _stock_conv(conv)):
+        return None
+    for module in (channel, spatial, fc1, act, fc2, conv):
+        if module._forward_hooks or module._forward_pre_hooks:
+            return None
+    if x.shape[1] != channel.channels or not x.numel() or conv.kernel_size[0] > cpu_kernels.MAX_KERNEL_SIZE:
+        return None
+    w1, b1 = fc1._parameters["weight"], fc1._parameters["bias"]
+    w2, b2, weight = fc2._parameters["weight"], fc2._parameters["bias"], conv._parameters["weight"]
+    if w1.dtype is not torch.float32 or w2.dtype is not torch.float32 or weight.dtype is not torch.float32:
+        return None
+    if (b1 is not None and b1.dtype is not torch.float32) or (b2 is not None and b2.dtype is not torch.float32):
+        return None
+    lib = cpu_kernels.library()
+    return None if lib is None else cpu_kernels.forward(lib, x, w1, b1, w2, b2, weight)
+
+
+def _compiling() -> bool:
+    compiler = getattr(torch, "compiler", None)
+    return compiler is not None and hasattr(compiler, "is_compiling") and compiler.is_compiling()
+
+
+def _autocast_on_cpu() -> Callable[[], bool]:
+    if hasattr(torch, "get_autocast_dtype"):  # torch >= 2.4
+        return functools.partial(torch.is_autocast_enabled, "cpu")
+    return torch.is_autocast_cpu_enabled
+
+
+# What keeps _kernel_inference off the kernels, as calls that are cheap where they are C functions: grad mode,
+# tracing (TorchScript, ONNX export), CPU autocast, functorch transforms, torch.compile.
+_KERNEL_BLOCKERS = tuple(
+    f
+    for f in (
+        torch.is_grad_enabled,
+        torch._C._is_tracing,
+        _autocast_on_cpu(),
+        getattr(torch._C, "_are_functorch_transforms_active", None),
+        _compiling,
+    )
+    if f is not None
+)
 
 
 # --- when the fast kernels apply --------------------------------------------------------------------------------
