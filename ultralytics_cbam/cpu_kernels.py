@@ -49,7 +49,7 @@ class KernelBuildError(RuntimeError):
 class _State:
     lib: ctypes.CDLL | None = None
     failed: str | None = None  # why the kernels are unavailable, once known
-    enabled: bool | None = None  # None: follow the environment variable
+    enabled: bool | None = None  # None: the environment variable not read yet
     lock = threading.Lock()
 
 
@@ -64,10 +64,11 @@ def use_cpu_kernels(enabled: bool = True) -> None:
 
 
 def enabled() -> bool:
-    """Whether CBAM may use the C kernels: use_cpu_kernels() if called, else ULTRALYTICS_CBAM_CPU_KERNELS (on)."""
-    if _STATE.enabled is not None:
-        return _STATE.enabled
-    return os.environ.get(DISABLE_ENV, "1").strip().lower() not in {"0", "false", "no", "off"}
+    """Whether CBAM may use the C kernels: use_cpu_kernels() if called, else ULTRALYTICS_CBAM_CPU_KERNELS (on), read
+    once, when first asked (every CBAM call asks)."""
+    if _STATE.enabled is None:
+        _STATE.enabled = os.environ.get(DISABLE_ENV, "1").strip().lower() not in {"0", "false", "no", "off"}
+    return _STATE.enabled
 
 
 def library() -> ctypes.CDLL | None:

@@ -247,9 +247,11 @@ def _kernel_inference(cbam: CBAM, x: torch.Tensor) -> torch.Tensor | None:
     return None if lib is None else cpu_kernels.forward(lib, x, w1, b1, w2, b2, weight)
 
 
+_IS_COMPILING = getattr(getattr(torch, "compiler", None), "is_compiling", None)  # None in older torch
+
+
 def _compiling() -> bool:
-    compiler = getattr(torch, "compiler", None)
-    return compiler is not None and hasattr(compiler, "is_compiling") and compiler.is_compiling()
+    return _IS_COMPILING is not None and _IS_COMPILING()
 
 
 def _autocast_on_cpu() -> Callable[[], bool]:
@@ -267,7 +269,7 @@ _KERNEL_BLOCKERS = tuple(
         torch._C._is_tracing,
         _autocast_on_cpu(),
         getattr(torch._C, "_are_functorch_transforms_active", None),
-        _compiling,
+        _IS_COMPILING,
     )
     if f is not None
 )
