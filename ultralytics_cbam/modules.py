@@ -162,7 +162,7 @@ class SpatialAttention(nn.Module):
         lib = _layer_kernels(params, x, _stock_conv(self.conv), self.conv)
         if lib is None:
             return x * self.gate(x)
-        route = _conv_route(self.conv, x, True)
+        route = _size_route(x)  # the kernels' conditions include _conv_route's others
         if _needs_grad(x, params):
             return fused.FusedSpatialAttention.apply(x, self, route, lib, self.conv.weight)
         return fused.spatial_attention(lib, self, x, route)
@@ -332,6 +332,11 @@ def _conv_route(conv: nn.Module, x: torch.Tensor, fast: bool) -> str:
         return "grouped" if _exporting_onnx() else "module"
     if x.device.type != "cpu" or x.dtype != torch.float32 or conv.weight.dtype != torch.float32:
         return "module"
+    return _size_route(x)
+
+
+def _size_route(x: torch.Tensor) -> str:
+    """'folded' or 'small' by the number of output pixels: the route of a stock hook-free convolution on CPU float32."""
     return "folded" if x.shape[0] * x.shape[2] * x.shape[3] >= _FOLDED_CONV_MIN_PIXELS else "small"
 
 
