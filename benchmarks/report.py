@@ -46,8 +46,7 @@ def _target(name: str, ratio: float, limit: float, interval: list[float] | None 
     """A target's verdict; `within_noise` where the limit lies inside the ratio's 95 % interval, so that another
     run may well come out on the other side of it."""
     within_noise = interval is not None and interval[0] <= limit <= interval[1]
-    target = {"target": name, "ratio": ratio, "interval": interval, "limit": limit}
-    return {**target, "met": ratio <= limit, "within_noise": within_noise}
+    return dict(target=name, ratio=ratio, interval=interval, limit=limit, met=ratio <= limit, within_noise=within_noise)
 
 
 def machine() -> dict:

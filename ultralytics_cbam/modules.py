@@ -230,7 +230,7 @@ def _kernel_inference(cbam: CBAM, x: torch.Tensor) -> torch.Tensor | None:
     channel, spatial = cbam._modules["channel"], cbam._modules["spatial"]
     fc1, act, fc2 = channel._modules.get("fc1"), channel._modules.get("act"), channel._modules.get("fc2")
     conv = spatial._modules.get("conv")
-    if not (type(act) is nn.ReLU and _plain_conv(fc1, 1) and _plain_conv(fc2, 1) and _stock_conv(conv)):
+    if not (_stock_mlp_parts(fc1, act, fc2) and _stock_conv(conv)):
         return None
     for module in (channel, spatial, fc1, act, fc2, conv):
         if module._forward_hooks or module._forward_pre_hooks:
@@ -254,8 +254,11 @@ def _compiling() -> bool:
     return _IS_COMPILING is not None and _IS_COMPILING()
 
 
+_AUTOCAST_BY_DEVICE = hasattr(torch, "get_autocast_dtype")  # torch >= 2.4: is_autocast_enabled(device_type)
+
+
 def _autocast_on_cpu() -> Callable[[], bool]:
-    if hasattr(torch, "get_autocast_dtype"):  # torch >= 2.4
+    if _AUTOCAST_BY_DEVICE:
         return functools.partial(torch.is_autocast_enabled, "cpu")
     return torch.is_autocast_cpu_enabled
 
@@ -355,7 +358,7 @@ _GLOBAL_HOOKS = tuple(getattr(nn_module, name, {}) for name in ("_global_forward
 
 
 def _autocast_enabled(device_type: str) -> bool:
-    if hasattr(torch, "get_autocast_dtype"):  # torch >= 2.4
+    if _AUTOCAST_BY_DEVICE:
         try:
             return torch.is_autocast_enabled(device_type)
         except RuntimeError:  # a device type without autocast
@@ -454,7 +457,11 @@ def _needs_grad(x: torch.Tensor, params: tuple[torch.Tensor, ...]) -> bool:
 
 def _stock_mlp(channel: ChannelAttention) -> bool:
     """Whether the MLP is still two 1x1 convolutions around a ReLU, which the fast paths compute without calls."""
-    return type(channel.act) is nn.ReLU and _plain_conv(channel.fc1, 1) and _plain_conv(channel.fc2, 1)
+    return _stock_mlp_parts(channel.fc1, channel.act, channel.fc2)
+
+
+def _stock_mlp_parts(fc1: nn.Module | None, act: nn.Module | None, fc2: nn.Module | None) -> bool:
+    return type(act) is nn.ReLU and _plain_conv(fc1, 1) and _plain_conv(fc2, 1)
 
 
 def _stock_conv(conv: nn.Module) -> bool:
