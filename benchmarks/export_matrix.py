@@ -138,7 +138,8 @@ def _try_in_worker(fmt_row: dict, weights: Path, args: argparse.Namespace) -> tu
     result_file = work / "result.json"
     command = [sys.executable, __file__, "--one", fmt, "--weights", str(copy), "--imgsz", str(args.imgsz)]
     command += ["--result", str(result_file)] + (["--image", str(args.image)] if args.image else [])
-    command += ["--data", args.data] if args.data and "data" in fmt_row["Arguments"] else []
+    takes = fmt_row.get("Arguments", ["data"])  # older Ultralytics releases do not list them
+    command += ["--data", args.data] if args.data and "data" in takes else []
     env = {**os.environ, "YOLO_OFFLINE": "1", "YOLO_AUTOINSTALL": str(args.autoinstall)}
     try:
         done = subprocess.run(command, cwd=work, env=env, capture_output=True, text=True, timeout=args.timeout)
@@ -156,7 +157,9 @@ def run_matrix(models: dict[str, Path], args: argparse.Namespace) -> list[dict]:
     """Try each format (or those in ``args.formats``) on each model; returns one row per format."""
     from ultralytics.engine.exporter import export_formats
 
-    formats = export_formats()
+    formats = export_formats()  # a dict of columns; a pandas DataFrame in older releases
+    if hasattr(formats, "to_dict"):
+        formats = formats.to_dict("list")
     only = set(args.formats.split(",")) if args.formats else None
     rows = []
     for row in (dict(zip(formats, values, strict=True)) for values in zip(*formats.values(), strict=True)):
@@ -240,18 +243,26 @@ def main() -> None:
         write_block(args.readme, "exports", table.rstrip("\n"))
 
 
-def _matrix_table(args: argparse.Namespace, scratch: Path) -> str:
-    """The Markdown table for the models `args` name (untrained ones saved in `scratch`)."""
+def _save_untrained(yaml_name: str, path: Path) -> None:
+    """A checkpoint of a model built from `yaml_name` (older Ultralytics releases' YOLO.save cannot)."""
+    import copy
+
+    import torch
     from ultralytics import YOLO
 
+    torch.save({"model": copy.deepcopy(YOLO(yaml_name).model).half()}, path)
+
+
+def _matrix_table(args: argparse.Namespace, scratch: Path) -> str:
+    """The Markdown table for the models `args` name (untrained ones saved in `scratch`)."""
     cbam = args.weights.resolve() if args.weights else scratch / "yolov8n-cbam.pt"
     if not args.weights:
-        YOLO("yolov8n-cbam.yaml").save(cbam)
+        _save_untrained("yolov8n-cbam.yaml", cbam)
     models = {_label(cbam): cbam}
     if not args.no_stock:  # same export on the stock model tells CBAM problems from environment problems
         stock = args.stock_weights.resolve() if args.stock_weights else scratch / "yolov8n.pt"
         if not args.stock_weights:
-            YOLO("yolov8n.yaml").save(stock)
+            _save_untrained("yolov8n.yaml", stock)
         models[f"stock {_label(stock)}"] = stock
     rows = run_matrix(models, args)
     given = [args.weights] + ([] if args.no_stock else [args.stock_weights])

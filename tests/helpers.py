@@ -7,6 +7,24 @@ import subprocess
 import sys
 from pathlib import Path
 
+import yaml
+
+
+def load_yaml(path: str | Path) -> object:
+    """A YAML file's contents, on every supported Ultralytics (its YAML helper is missing from older releases)."""
+    return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+
+
+def save_checkpoint(model, path: str | Path) -> Path:
+    """Save a YOLO model built from a YAML as a checkpoint file, as YOLO.save does (which in older Ultralytics releases
+    saves only models loaded from a checkpoint)."""
+    import copy
+
+    import torch
+
+    torch.save({"model": copy.deepcopy(model.model).half()}, path)
+    return Path(path)
+
 
 def run_python(code: str, cwd: Path, env: dict | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
     """Run `code` in a fresh interpreter in `cwd` (which never imports the package explicitly)."""

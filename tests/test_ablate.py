@@ -10,10 +10,11 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from helpers import load_yaml
 from ultralytics import YOLO
 from ultralytics.nn.modules import C2f, Detect
 from ultralytics.nn.tasks import DetectionModel
-from ultralytics.utils import LOGGER, YAML, remove_colorstr
+from ultralytics.utils import LOGGER, remove_colorstr
 from ultralytics.utils.checks import check_yaml
 
 from ultralytics_cbam.ablation import Variant, ablate, build_variant, insert_layers, parse_seeds, summarize
@@ -39,13 +40,13 @@ def attention_layers(model: DetectionModel) -> list[torch.nn.Module]:
 
 
 def test_insert_layers_reproduces_the_packaged_cbam_yaml():
-    stock = YAML.load(check_yaml("yolov8.yaml"))
-    packaged = YAML.load(packaged_yaml("yolov8-cbam.yaml"))
+    stock = load_yaml(check_yaml("yolov8.yaml"))
+    packaged = load_yaml(packaged_yaml("yolov8-cbam.yaml"))
     # the design article: CBAM after the C2f of P2, P3, P4 (stock layers 2, 4, 6) and after SPPF (layer 9)
     new = insert_layers(stock, {j: [-1, 1, "CBAM", []] for j in (2, 4, 6, 9)})
     assert new["backbone"] == packaged["backbone"]
     assert new["head"] == packaged["head"]
-    assert stock == YAML.load(check_yaml("yolov8.yaml"))  # the input is not modified
+    assert stock == load_yaml(check_yaml("yolov8.yaml"))  # the input is not modified
 
 
 def test_insert_layers_rewires_absolute_and_relative_indices():
@@ -229,8 +230,9 @@ def _run(coco8, project, **kwargs):
 
 
 def _read_csv(file) -> list[dict]:
+    """Rows of a CSV file; older Ultralytics releases pad the column names of results.csv with spaces."""
     with open(file, newline="") as f:
-        return list(csv.DictReader(f))
+        return [{k.strip(): v for k, v in row.items()} for row in csv.DictReader(f)]
 
 
 @pytest.fixture(scope="module")
@@ -251,12 +253,12 @@ def test_grid_trains_every_variant_with_the_same_settings(grid):
     assert len(steps) == 2
     assert steps[0] == "run 1/2 (baseline, seed 0) training"
     assert steps[1].startswith("run 2/2 (cbam, seed 0) training, about ")  # with the time left
-    args = {d: YAML.load(first.save_dir / d / "args.yaml") for d in ("baseline-seed0", "cbam-seed0")}
+    args = {d: load_yaml(first.save_dir / d / "args.yaml") for d in ("baseline-seed0", "cbam-seed0")}
     differing = {k for k in args["baseline-seed0"] if args["baseline-seed0"][k] != args["cbam-seed0"][k]}
     assert differing == {"model", "name", "save_dir"}
     assert args["cbam-seed0"]["seed"] == 0 and args["cbam-seed0"]["epochs"] == 1 and args["cbam-seed0"]["imgsz"] == 64
-    trained = YAML.load(args["cbam-seed0"]["model"])
-    packaged = YAML.load(packaged_yaml("yolov8-cbam.yaml"))
+    trained = load_yaml(args["cbam-seed0"]["model"])
+    packaged = load_yaml(packaged_yaml("yolov8-cbam.yaml"))
     for section in ("backbone", "head"):
         assert [r[:3] for r in trained[section]] == [r[:3] for r in packaged[section]]
     assert [r[3] for r in trained["backbone"] if r[2] == "CBAM"] == [[16, 7]] * 4
@@ -289,7 +291,7 @@ def test_grid_resumes_skipping_finished_and_redoing_killed_runs(grid):
     assert (save_dir / "baseline-seed0/weights/best.pt").stat().st_mtime_ns == stamps["baseline-seed0"]
     assert (save_dir / "cbam-seed0/weights/best.pt").stat().st_mtime_ns != stamps["cbam-seed0"]
     assert all((save_dir / f"{v}-seed{s}" / "ablate.json").is_file() for v in ("baseline", "cbam") for s in (0, 1))
-    assert YAML.load(save_dir / "cbam-seed1" / "args.yaml")["seed"] == 1
+    assert load_yaml(save_dir / "cbam-seed1" / "args.yaml")["seed"] == 1
 
 
 def test_grid_outputs_mean_and_std_over_seeds(grid):

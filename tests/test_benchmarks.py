@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import save_checkpoint
 
 from benchmarks import readme_tables
 from benchmarks.config import build_config
@@ -246,7 +247,7 @@ def test_export_matrix_tries_a_format_on_both_checkpoints(tmp_path):
     """One format end to end: export in a worker process, AutoBackend run, difference from PyTorch, table and logs."""
     from ultralytics import YOLO
 
-    YOLO("yolov8n.yaml").save(tmp_path / "stock.pt")
+    save_checkpoint(YOLO("yolov8n.yaml"), tmp_path / "stock.pt")
     (tmp_path / "README.md").write_text("a\n<!-- exports:start -->\nold\n<!-- exports:end -->\nb\n")
     script = Path(__file__).resolve().parents[1] / "benchmarks" / "export_matrix.py"
     args = ["--formats", "torchscript", "--imgsz", "64", "--stock-weights", "stock.pt", "--table", "t.md"]

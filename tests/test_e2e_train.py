@@ -18,8 +18,10 @@ from ultralytics_cbam.resources import packaged_yaml
 from ultralytics_cbam.shapes import generate
 
 TRAIN = {"epochs": 1, "imgsz": 64, "batch": 4, "workers": 0, "device": "cpu", "plots": False, "amp": False}
-# No warm-up and a fixed learning rate, so a few steps move every weight by more than fp16 rounding in the checkpoint.
-LEARN = {"warmup_epochs": 0, "optimizer": "AdamW", "lr0": 0.002}
+# No warm-up and a fixed learning rate, so a few steps move every weight by more than fp16 rounding in the checkpoint;
+# nominal batch = batch, so every batch ends in an optimizer step (older Ultralytics releases accumulate nbs / batch
+# batches per step even when an epoch has fewer).
+LEARN = {"warmup_epochs": 0, "optimizer": "AdamW", "lr0": 0.002, "nbs": TRAIN["batch"]}
 TASK_YAMLS = {
     "segment": "yolov8n-seg-cbam.yaml",
     "pose": "yolov8n-pose-cbam.yaml",

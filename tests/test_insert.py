@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from helpers import save_checkpoint
 from ultralytics import YOLO
 from ultralytics.nn import tasks
 from ultralytics.utils import ROOT
@@ -20,6 +21,9 @@ from ultralytics_cbam.resources import packaged_yaml
 
 TASKS = {"": tasks.DetectionModel, "-seg": tasks.SegmentationModel, "-pose": tasks.PoseModel}
 TASKS |= {"-obb": tasks.OBBModel, "-cls": tasks.ClassificationModel}
+NEEDS_YOLO11 = pytest.mark.skipif(
+    not any((ROOT / "cfg" / "models").rglob("yolo11.yaml")), reason="this Ultralytics has no YOLO11 (8.3.0 and later)"
+)
 
 
 def rows(path: Path) -> list[list]:
@@ -95,8 +99,8 @@ def test_round_trip_gives_the_shipped_cbam_yaml(suffix, tmp_path):
         ("yolov8n-pose.yaml", tasks.PoseModel, "default"),
         ("yolov8n-obb.yaml", tasks.OBBModel, "default"),
         ("yolov8n-cls.yaml", tasks.ClassificationModel, "default"),
-        ("yolo11n.yaml", tasks.DetectionModel, "default"),
-        ("yolo11n-seg.yaml", tasks.SegmentationModel, "C3k2,SPPF"),
+        pytest.param("yolo11n.yaml", tasks.DetectionModel, "default", marks=NEEDS_YOLO11),
+        pytest.param("yolo11n-seg.yaml", tasks.SegmentationModel, "C3k2,SPPF", marks=NEEDS_YOLO11),
         ("yolov8n.yaml", tasks.DetectionModel, "C2f,Concat,0"),  # head layers too: every reference shifts
     ],
 )
@@ -118,11 +122,16 @@ def test_default_places_follow_the_article(tmp_path):
     """After the last layer of every backbone stage from P2 on; at P5 after the SPPF-type block."""
     assert add_cbam("yolov8n.yaml", output=tmp_path / "a.yaml").after == [2, 4, 6, 9]  # C2f P2-P4, SPPF
     assert add_cbam("yolov8n-cls.yaml", output=tmp_path / "b.yaml").after == [2, 4, 6, 8]  # no SPPF: last C2f
+    p6 = add_cbam("yolov8n-p6.yaml", output=tmp_path / "d.yaml")
+    assert [rows(tmp_path / "d.yaml")[i - 1][2] for i in p6.cbam_layers] == ["C2f", "C2f", "C2f", "C2f", "SPPF"]
+
+
+@NEEDS_YOLO11
+def test_default_places_in_yolo11(tmp_path):
+    """YOLO11 gets CBAM at the same stages, between its SPPF and C2PSA."""
     yolo11 = add_cbam("yolo11n.yaml", output=tmp_path / "c.yaml")
     assert yolo11.after == [2, 4, 6, 9]
     assert [r[2] for r in rows(tmp_path / "c.yaml")[12:15]] == ["SPPF", "CBAM", "C2PSA"]
-    p6 = add_cbam("yolov8n-p6.yaml", output=tmp_path / "d.yaml")
-    assert [rows(tmp_path / "d.yaml")[i - 1][2] for i in p6.cbam_layers] == ["C2f", "C2f", "C2f", "C2f", "SPPF"]
 
 
 def test_placement_by_index_type_and_arguments(tmp_path):
@@ -149,7 +158,7 @@ def test_yaml_is_plain_and_readable(tmp_path):
 
 def test_checkpoint_input_carries_every_tensor(tmp_path):
     stock = YOLO("yolov8n-pose.yaml")
-    stock.save(tmp_path / "yolov8n-pose.pt")
+    save_checkpoint(stock, tmp_path / "yolov8n-pose.pt")
     source = torch.load(tmp_path / "yolov8n-pose.pt", weights_only=False)["model"].float().state_dict()
     out = add_cbam(tmp_path / "yolov8n-pose.pt", output=tmp_path / "out" / "yolov8n-pose-cbam.yaml")
     assert out.weights == tmp_path / "out" / "yolov8n-pose-cbam.pt" and out.weights.is_file()
@@ -171,7 +180,7 @@ def test_checkpoint_with_gentle_start(tmp_path, coco8_images):
     with torch.no_grad():  # batch-norm statistics of real activations, so that features keep their size in eval mode
         for _ in range(8):
             stock.model.train()(x)
-    stock.save(tmp_path / "yolov8n.pt")
+    save_checkpoint(stock, tmp_path / "yolov8n.pt")
     plain = YOLO(add_cbam(tmp_path / "yolov8n.pt", output=tmp_path / "p.yaml").weights).model.eval()
     gentle = YOLO(add_cbam(tmp_path / "yolov8n.pt", output=tmp_path / "g.yaml", gentle=True).weights).model.eval()
     assert mean_gates(plain, x) == pytest.approx([0.25] * 4, abs=0.1)  # two gates near 0.5 multiply

@@ -1,7 +1,7 @@
 """Ablation runner: build CBAM variants of YOLOv8, train each with the same settings and seeds, compare them.
 
 Example:
-    >>> from ultralytics_cbam.ablate import ablate
+    >>> from ultralytics_cbam import ablate
     >>> results = ablate(data="cbam-shapes.yaml", variants="baseline,cbam,channel,spatial", epochs=30, seeds=3)
     >>> print(results.markdown.read_text())
 """
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import inspect
 import json
 import math
 import os
@@ -78,11 +79,15 @@ def insert_layers(d: dict, rows: dict[int, list]) -> dict:
 
 
 def _base_yaml(name: str) -> dict:
-    from ultralytics.utils import YAML
     from ultralytics.utils.checks import check_yaml
 
-    d = YAML.load(check_yaml(name))
+    d = _load_yaml(check_yaml(name))
     return {k: v for k, v in d.items() if k not in ("yaml_file", "scale")}
+
+
+def _load_yaml(path: str | Path) -> object:
+    """The contents of a YAML file (Ultralytics' `YAML` helper is missing from its older releases)."""
+    return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
 
 
 @dataclass(frozen=True)
@@ -173,10 +178,8 @@ class Variant:
 
 def build_variant(variant: Variant) -> dict:
     """The model dictionary of a variant, derived from stock yolov8.yaml or the packaged yolov8-cbam.yaml."""
-    from ultralytics.utils import YAML
-
     if variant.placement == "file":
-        d = YAML.load(variant.file)
+        d = _load_yaml(variant.file)
         if not isinstance(d, dict) or "backbone" not in d or "head" not in d:
             raise ValueError(f"variant model YAML '{variant.file}' has no 'backbone' and 'head' sections")
         return d
@@ -440,7 +443,8 @@ def _train(model_file: Path, run_dir: Path, settings: dict, latency_runs: int) -
     from ultralytics import YOLO
 
     start = time.perf_counter()
-    yolo = YOLO(str(model_file), verbose=False)
+    quiet = {"verbose": False} if "verbose" in inspect.signature(YOLO.__init__).parameters else {}  # not in 8.1
+    yolo = YOLO(str(model_file), **quiet)
     metrics = yolo.train(
         **settings["train_args"],
         data=settings["data"],

@@ -1,7 +1,7 @@
 """Attention maps of CBAM models: spatial attention overlaid on the images, channel attention as bar plots.
 
 Example:
-    >>> from ultralytics_cbam.visualize import visualize
+    >>> from ultralytics_cbam import visualize
     >>> maps = visualize("runs/detect/train/weights/best.pt", source="images/")
     >>> maps[0].spatial["layer3"].shape  # (H/4, W/4) of the letterboxed input
 """
@@ -165,8 +165,8 @@ def _images(source) -> Iterator[tuple[str, np.ndarray]]:
         source = [(x.permute(1, 2, 0).flip(-1).clamp(0, 1) * 255).round().byte().cpu().numpy() for x in batch]
     dataset = load_inference_source(source)
     counts: dict[str, int] = {}
-    for paths, images, _ in dataset:
-        for path, image in zip(paths, images, strict=True):
+    for batch in dataset:  # (paths, images, info), and a video capture before the info in Ultralytics 8.1
+        for path, image in zip(batch[0], batch[1], strict=True):
             if getattr(dataset, "mode", "image") == "video":
                 counts[path] = counts.get(path, 0) + 1
                 path = f"{Path(path).with_suffix('')}_{counts[path]}{Path(path).suffix}"

@@ -456,7 +456,11 @@ def _carry_weights(source: _Source, built: nn.Module, cbam_layers: list[int], pa
         from ultralytics_cbam.init import gentle_init
 
         gentle_init(built, layers=[built.model[i] for i in cbam_layers])
+    from ultralytics.nn.tasks import guess_model_task
+
     args = getattr(source.module, "args", None)
+    # Older Ultralytics releases fill a checkpoint's missing task with their default, 'detect'; name it.
+    train_args = {**(args if isinstance(args, dict) else {}), "task": guess_model_task(built.yaml)}
     ckpt = {
         "date": datetime.now().astimezone().isoformat(),
         "version": __version__,
@@ -464,7 +468,7 @@ def _carry_weights(source: _Source, built: nn.Module, cbam_layers: list[int], pa
         "docs": "https://docs.ultralytics.com",
         "model": copy.deepcopy(built).half(),
         "ema": None,
-        "train_args": dict(args) if isinstance(args, dict) else {},
+        "train_args": train_args,
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(ckpt, path)

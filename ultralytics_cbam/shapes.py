@@ -21,6 +21,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import yaml
 
 __all__ = ("CLASSES", "COLOURS", "KPT_FLIP_IDX", "NAMES", "SHAPES", "TASKS", "Shape", "generate", "scene")
 
@@ -194,7 +195,7 @@ def generate(
         size: Image width and height in pixels.
         seed: Data set seed.
     """
-    from ultralytics.utils import LOGGER, YAML
+    from ultralytics.utils import LOGGER
 
     if task not in TASKS:
         raise ValueError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
@@ -213,7 +214,8 @@ def generate(
         for split, count in (("train", train), ("val", val)):
             _write_split(tmp, split, count, task, size, seed)
         if task != "classify":
-            YAML.save(tmp / "data.yaml", data_yaml(root, task))
+            text = yaml.safe_dump(data_yaml(root, task), sort_keys=False, allow_unicode=True)
+            (tmp / "data.yaml").write_text(text, encoding="utf-8")
         try:
             tmp.rename(root)
         except OSError:
