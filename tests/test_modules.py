@@ -228,6 +228,22 @@ def test_onnx_export_keeps_dynamic_sizes(tmp_path):
         torch.testing.assert_close(torch.from_numpy(y), ref_cbam(x, m), atol=1e-5, rtol=1e-4)
 
 
+def test_default_onnx_exporter_keeps_dynamic_sizes(tmp_path):
+    """torch.onnx.export's default exporter (torch.export with onnxscript) records the plain formula, sizes symbolic."""
+    pytest.importorskip("onnxscript")
+    import onnxruntime as ort
+
+    m = randomized(CBAM(16, 4)).eval()
+    path = tmp_path / "cbam.onnx"
+    dims = {0: "n", 2: "h", 3: "w"}
+    torch.onnx.export(m, (torch.randn(2, 16, 8, 8),), str(path), input_names=["x"], dynamic_shapes=(dims,), dynamo=True)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    for shape in [(2, 16, 8, 8), (3, 16, 13, 5), (1, 16, 2, 3)]:
+        x = torch.randn(*shape)
+        (y,) = session.run(None, {"x": x.numpy()})
+        torch.testing.assert_close(torch.from_numpy(y), ref_cbam(x, m), atol=1e-5, rtol=1e-4)
+
+
 @pytest.mark.parametrize("bias", [False, True])
 def test_plain_onnx_graph_of_attention_modules_uses_the_ops_onnx_runtime_runs_fast(tmp_path, bias, monkeypatch):
     """In the plain formula's graph (which layers get where the blocked-layout one does not apply), the mean over C is
