@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import os
 import subprocess
 import sys
@@ -13,6 +14,12 @@ import yaml
 def load_yaml(path: str | Path) -> object:
     """A YAML file's contents, on every supported Ultralytics (its YAML helper is missing from older releases)."""
     return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+
+
+def read_csv(path: str | Path) -> list[dict]:
+    """Rows of a CSV file, column names stripped (older Ultralytics releases pad those of results.csv with spaces)."""
+    with open(path, newline="") as f:
+        return [{k.strip(): v for k, v in row.items()} for row in csv.DictReader(f)]
 
 
 def save_checkpoint(model, path: str | Path) -> Path:

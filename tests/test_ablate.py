@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import logging
 import statistics
 
@@ -10,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from helpers import load_yaml
+from helpers import load_yaml, read_csv
 from ultralytics import YOLO
 from ultralytics.nn.modules import C2f, Detect
 from ultralytics.nn.tasks import DetectionModel
@@ -229,12 +228,6 @@ def _run(coco8, project, **kwargs):
     return results, [line for line in handler.lines if "ablate:" in line]
 
 
-def _read_csv(file) -> list[dict]:
-    """Rows of a CSV file; older Ultralytics releases pad the column names of results.csv with spaces."""
-    with open(file, newline="") as f:
-        return [{k.strip(): v for k, v in row.items()} for row in csv.DictReader(f)]
-
-
 @pytest.fixture(scope="module")
 def grid(coco8, tmp_path_factory):
     """A grid of baseline and cbam, first with one seed, then resumed with two after 'killing' one run."""
@@ -274,7 +267,7 @@ def test_grid_table_params_flops_latency(grid):
     assert 0 < table["baseline"]["gflops"] < table["cbam"]["gflops"]
     assert all(r["latency_ms"] > 0 for r in table.values())
     for name, row in table.items():  # mAP is the stock validator's on the run's best.pt
-        own = _read_csv(first.save_dir / f"{name}-seed0" / "results.csv")[-1]
+        own = read_csv(first.save_dir / f"{name}-seed0" / "results.csv")[-1]
         assert row["map50_95_mean"] == pytest.approx(float(own["metrics/mAP50-95(B)"]), abs=0.02)
 
 
@@ -296,9 +289,9 @@ def test_grid_resumes_skipping_finished_and_redoing_killed_runs(grid):
 
 def test_grid_outputs_mean_and_std_over_seeds(grid):
     second, _ = grid["second"]
-    runs = _read_csv(second.files["runs_csv"])
+    runs = read_csv(second.files["runs_csv"])
     assert sorted((r["variant"], r["seed"]) for r in runs) == [(v, s) for v in ("baseline", "cbam") for s in "01"]
-    rows = {r["variant"]: r for r in _read_csv(second.files["csv"])}
+    rows = {r["variant"]: r for r in read_csv(second.files["csv"])}
     assert list(rows) == ["baseline", "cbam"]
     for name, row in rows.items():
         assert row["runs"] == "2"

@@ -11,7 +11,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from helpers import run_python, yolo_cli
+from helpers import run_python, save_checkpoint, yolo_cli
 
 REPO = Path(__file__).resolve().parents[1]
 BUILD = (
@@ -41,13 +41,10 @@ def test_stock_yolo_cli_without_import(tmp_path, coco8_images):
 
 
 def test_checkpoint_loads_in_fresh_process(tmp_path):
-    import copy
-
-    import torch
     from ultralytics import YOLO
 
     model = YOLO("yolov8n-cbam.yaml")
-    torch.save({"model": copy.deepcopy(model.model).half()}, tmp_path / "cbam.pt")
+    save_checkpoint(model, tmp_path / "cbam.pt")
     code = (
         "from ultralytics import YOLO; import sys; m = YOLO('cbam.pt'); "
         "names = {type(x).__module__ + '.' + type(x).__name__ for x in m.model.modules()}; "

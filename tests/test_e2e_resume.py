@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import os
 import shutil
 import signal
@@ -13,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import yolo_cli
+from helpers import read_csv, yolo_cli
 from ultralytics import YOLO
 
 from ultralytics_cbam.modules import CBAM
@@ -49,8 +48,7 @@ def cbam_weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 
 def epochs_in_results(run: Path) -> list[int]:
-    with open(run / "results.csv") as f:
-        return [int(float(row[key])) for row in csv.DictReader(f) for key in row if key.strip() == "epoch"]
+    return [int(float(row["epoch"])) for row in read_csv(run / "results.csv")]
 
 
 @pytest.fixture(scope="module")

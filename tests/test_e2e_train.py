@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import math
 import re
 from pathlib import Path
@@ -10,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from helpers import yolo_cli
+from helpers import read_csv, yolo_cli
 from ultralytics import YOLO
 
 from ultralytics_cbam.modules import CBAM
@@ -68,10 +67,9 @@ def watch_cbam(model: YOLO) -> dict:
 
 def read_losses(run: Path) -> list[float]:
     """All training loss values that results.csv records."""
-    with open(run / "results.csv") as f:
-        rows = list(csv.DictReader(f))
+    rows = read_csv(run / "results.csv")
     assert rows, "results.csv has no epoch"
-    return [float(v) for row in rows for k, v in row.items() if k.strip().startswith("train/")]
+    return [float(v) for row in rows for k, v in row.items() if k.startswith("train/")]
 
 
 def checkpoint_cbam(path: Path) -> dict[str, torch.Tensor]:
