@@ -86,19 +86,31 @@ def test_torchscript_matches_pytorch(weights, coco8_images):
     assert_close(got, pytorch_output(weights, x))
 
 
-@pytest.mark.parametrize(("variant", "blocked_op"), [("channel", "GlobalAveragePool"), ("spatial", "ReduceSum")])
-def test_single_attention_models_export_the_blocked_graph(variant, blocked_op, tmp_path, coco8_images):
+@pytest.mark.parametrize("variant", ["channel", "spatial"])
+def test_single_attention_models_export_the_blocked_graph(variant, tmp_path, coco8_images):
     """Ablation models with ChannelAttention or SpatialAttention layers export through `format=onnx` in the blocked
-    layout (no MatMul: the plain graph's MLP and mean over C) and compute what PyTorch computes."""
+    layout (no MatMul: the plain graph's MLP and mean over C) and compute what PyTorch computes. Spatial gates are
+    convolved in 4 x 4 tiles on maps whose sizes are multiples of 4, elsewhere depthwise and summed."""
     model = DetectionModel({**build_variant(Variant.parse(variant)), "scale": "n"}, verbose=False)
     layers = [m for m in model.modules() if isinstance(m, (ChannelAttention, SpatialAttention))]
     torch.manual_seed(0)
     with torch.no_grad():
         for p in (p for m in layers for p in m.parameters()):
             p.normal_(0, 0.5)  # gates far from 0.5, so that a wrong formula shows
+    sizes = []
+    handles = [m.register_forward_pre_hook(lambda m, args: sizes.append(args[0].shape[2:])) for m in layers]
+    with torch.no_grad():
+        model.eval()(torch.zeros(1, 3, IMGSZ, IMGSZ))
+    for handle in handles:
+        handle.remove()
     torch.save({"model": model}, tmp_path / "model.pt")
     path = Path(YOLO(tmp_path / "model.pt").export(format="onnx", imgsz=IMGSZ))
     ops = [n.op_type for n in onnx.load(str(path)).graph.node]
-    assert ops.count("GlobalMaxPool") == ops.count(blocked_op) == len(layers) == 4 and "MatMul" not in ops
+    assert ops.count("GlobalMaxPool") == len(layers) == len(sizes) == 4 and "MatMul" not in ops
+    if variant == "channel":
+        assert ops.count("GlobalAveragePool") == 4
+    else:
+        tiled = sum(h % 4 == 0 and w % 4 == 0 for h, w in sizes)
+        assert 0 < tiled < 4 and ops.count("DepthToSpace") == tiled and ops.count("ReduceSum") == 4 - tiled
     x = batch(coco8_images, IMGSZ)
     assert_close(onnx_output(path, x), pytorch_output(tmp_path / "model.pt", x))

@@ -71,11 +71,13 @@ def cbam_model(bias: bool = False, kind: str = "cbam") -> ConvCBAMConv:
 
 
 KINDS_AND_BIAS = [("cbam", False), ("cbam", True), ("channel", False), ("channel", True), ("spatial", False)]
-# Ops of each blocked-layout graph: pooled channel descriptors and a Resize-repeated channel gate, NHWC spatial ones
+# Ops of each blocked-layout graph at sizes that are multiples of 4: pooled channel descriptors and a Resize-repeated
+# channel gate, NHWC spatial descriptors convolved in 4 x 4 tiles
+TILED = {"SpaceToDepth", "DepthToSpace"}
 BLOCKED_OPS = {
-    "cbam": {"GlobalAveragePool", "GlobalMaxPool", "Resize", "Transpose"},
+    "cbam": {"GlobalAveragePool", "GlobalMaxPool", "Resize", "Transpose", *TILED},
     "channel": {"GlobalAveragePool", "GlobalMaxPool", "Resize"},
-    "spatial": {"GlobalMaxPool", "Transpose", "ReduceSum"},
+    "spatial": {"GlobalMaxPool", "Transpose", *TILED},
 }
 
 
@@ -98,6 +100,38 @@ def test_dynamic_export_runs_at_other_batches_and_sizes(tmp_path, kind, bias):
     for shape in [(1, 3, 32, 32), (3, 3, 17, 9), (2, 3, 1, 1), (1, 3, 48, 20)]:
         x = torch.randn(*shape)
         torch.testing.assert_close(run(tmp_path / "m.onnx", x), expected(model, x), atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("k", [1, 3, 5, 7, 9, 11])
+def test_spatial_gate_is_tiled_only_at_fixed_sizes_that_are_multiples_of_4(tmp_path, k):
+    """The k x k convolution runs on 4 x 4 tiles folded into channels where the sizes are fixed multiples of 4, as a
+    depthwise convolution and a sum at other fixed sizes and in dynamic exports; each computes the paper's formula."""
+    layer = randomized(SpatialAttention(k)).eval()
+    model = ConvCBAMConv(layer=layer).eval()
+    for name, shape, dynamic, tiled in [
+        ("tiled", (2, 3, 24, 40), False, True),
+        ("odd", (1, 3, 18, 22), False, False),
+        ("dynamic", (1, 3, 24, 40), True, False),
+    ]:
+        x = torch.randn(*shape)
+        ops = {n.op_type for n in export(model, x, tmp_path / f"{name}.onnx", dynamic=dynamic).node}
+        assert (TILED & ops, "ReduceSum" in ops) == (TILED if tiled else set(), not tiled), name
+        if tiled:  # ONNX Runtime's symbolic shape inference (quantisation tools, QNN export) follows the tiles
+            assert _inferred_shape(tmp_path / f"{name}.onnx", "DepthToSpace") == [shape[0], 1, *shape[2:]]
+        sizes = [shape, (3, 3, 12, 28), (1, 3, 5, 3)] if dynamic else [shape]
+        for size in sizes:
+            x = torch.randn(*size)
+            torch.testing.assert_close(run(tmp_path / f"{name}.onnx", x), expected(model, x), atol=1e-4, rtol=1e-4)
+
+
+def _inferred_shape(path, op_type: str) -> list[int]:
+    """The output shape of the graph's `op_type` node by ONNX Runtime's symbolic shape inference."""
+    from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
+
+    graph = SymbolicShapeInference.infer_shapes(onnx.load(str(path)), auto_merge=True).graph
+    output = next(n.output[0] for n in graph.node if n.op_type == op_type)
+    value = next(v for v in graph.value_info if v.name == output)
+    return [d.dim_value for d in value.type.tensor_type.shape.dim]
 
 
 @pytest.mark.parametrize("kind", ["cbam", "channel"])
@@ -165,8 +199,9 @@ def test_hooks_on_the_layer_itself_keep_the_blocked_graph(tmp_path):
 @pytest.mark.parametrize("kind", ["cbam", "channel", "spatial"])
 def test_onnx_runtime_keeps_the_layer_in_its_blocked_layout(tmp_path, kind):
     """ONNX Runtime feeds the layer's output to the next convolution without converting it back from NCHW (the plain
-    graph needs a ReorderInput there), repeats the channel gate in the blocked layout, and takes the NHWC map for the
-    spatial descriptors straight from the blocked one."""
+    graph needs a ReorderInput there), repeats the channel gate in the blocked layout, takes the NHWC map for the
+    spatial descriptors straight from the blocked one, and runs every convolution (the shared MLP, the tiled spatial
+    one, the spatial gate's repeat) on blocked kernels."""
     model = cbam_model(kind=kind)
     x = torch.randn(1, 3, 32, 48)
     export(model, x, tmp_path / "m.onnx")
@@ -180,6 +215,7 @@ def test_onnx_runtime_keeps_the_layer_in_its_blocked_layout(tmp_path, kind):
     head = [n for n in nodes if n.op_type == "Conv" and n.domain == NCHWC][-1]
     assert producer[head.input[0]].op_type == "Mul"  # the layer's output, in the blocked layout
     assert ("Upsample" in [n.op_type for n in nodes if n.domain == NCHWC]) == (kind != "spatial")
+    assert all(n.domain == NCHWC for n in nodes if n.op_type == "Conv")
     to_nhwc = [n for n in nodes if n.op_type == "ReorderOutput" and _attribute(n, "channels_last") == 1]
     assert len(to_nhwc) == (kind != "channel") and "Transpose" not in [n.op_type for n in nodes]
 

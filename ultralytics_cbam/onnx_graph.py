@@ -6,33 +6,38 @@ full-size layout conversions, and the Concat and Resize layers fed by CBAM fell 
 every full-size op a blocked kernel:
 
 * channel descriptors: GlobalAveragePool and GlobalMaxPool, which read the blocked map;
-* the shared MLP as 1x1 convolutions on both descriptors, W2 (relu(W1 a + b1) + relu(W1 m + b1)) + 2 b2, its hidden
-  layer padded with zero units to a whole number of channel blocks;
+* the shared MLP on both descriptors at once, as 1x1 convolutions in two groups (W1 in each) and one over both
+  (W2 twice), W2 (relu(W1 a + b1) + relu(W1 m + b1)) + 2 b2, its hidden layer padded with zero units to a whole number
+  of channel blocks;
 * channel gate: a nearest-neighbour Resize of (N, C, 1, 1) to the map's size, so that the multiply sees two maps
   of one shape;
 * spatial descriptors: the mean and max over the last axis of the map transposed to NHWC, a transpose that
   ONNX Runtime folds into its layout conversion (the max as a GlobalMaxPool, see ``_GlobalMaxPool``);
-* spatial gate: the k x k convolution as a depthwise one plus a sum, then a 1 -> C convolution with unit weights that
-  repeats it over the channels.
+* spatial gate: where the map's height and width are fixed multiples of 4, the k x k convolution on the descriptor
+  maps folded 4 x 4 into channels (SpaceToDepth): a dense convolution from 32 to 16 channels, one per pixel of a
+  4 x 4 tile, which ONNX Runtime runs blocked, then DepthToSpace (see ``_SpatialGate``); elsewhere the k x k
+  convolution as a depthwise one plus a sum. Then a 1 -> C convolution with unit weights repeats it over the
+  channels.
 
 ChannelAttention and SpatialAttention used as separate layers record their half of it. The maths is the paper's; only
-the summation order of the MLP's bias differs. Sizes stay symbolic, so dynamic exports still run at any size. The
+summation orders differ. Sizes stay symbolic, so dynamic exports still run at any size. The
 TorchScript tracer (behind Ultralytics' ``format=onnx``) records this graph; its custom ONNX ops are ``symbolic``
 methods, which only that exporter reads.
 """
 
 from __future__ import annotations
 
+import functools
+import itertools
 import warnings
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ultralytics_cbam.ops import descriptor_conv
-
 _ONNX_FLOAT = 1  # TensorProto.FLOAT
 _BLOCK = 16  # channels per block of ONNX Runtime's blocked layout with AVX-512 (8 with AVX2)
+_TILE = 4  # pixels per side of the tiles the spatial convolution's input is folded by: 2 x 4 x 4 = 32 channels
 
 
 class _GlobalMaxPool(torch.autograd.Function):
@@ -85,6 +90,79 @@ class _RepeatOverMap(torch.autograd.Function):
         )
 
 
+class _SpatialGate(torch.autograd.Function):
+    """sigmoid(conv(descriptors)) for the stock 2 -> 1, k x k spatial convolution, given its weight in two layouts.
+
+    ONNX Runtime has no blocked kernel for a convolution with two input channels and runs it through im2col. Where
+    the height and width are fixed multiples of 4, the graph folds each 4 x 4 tile of the two descriptor maps into
+    32 channels (SpaceToDepth), convolves them with a dense 32 -> 16 kernel of ceil(p / 4) tiles each side
+    (p = k // 2), one output channel per pixel of the tile, and unfolds the result (DepthToSpace): the same sums,
+    on blocked kernels. Elsewhere (dynamic sizes, other sizes) it is a depthwise convolution and a sum.
+    """
+
+    @staticmethod
+    def forward(ctx, descriptors: torch.Tensor, depthwise: torch.Tensor, folded: torch.Tensor, k: int) -> torch.Tensor:
+        per_channel = F.conv2d(descriptors, depthwise, padding=k // 2, groups=2)
+        return per_channel.sum(1, keepdim=True).sigmoid()
+
+    @staticmethod
+    def symbolic(g, descriptors, depthwise, folded, k):
+        sizes = descriptors.type().varyingSizes() if descriptors.type().kind() == "TensorType" else None
+        if sizes is not None and len(sizes) == 4 and all(s is not None and s % _TILE == 0 for s in sizes[2:]):
+            tiles = _tiles_each_side(k)
+            conv = g.op(
+                "Conv",
+                g.op("SpaceToDepth", descriptors, blocksize_i=_TILE),
+                folded,
+                kernel_shape_i=[2 * tiles + 1] * 2,
+                pads_i=[tiles] * 4,
+            )
+            mode = {"mode_s": "DCR"} if g.opset >= 11 else {}  # DCR, the only mode before opset 11
+            return g.op("DepthToSpace", g.op("Sigmoid", conv), blocksize_i=_TILE, **mode)
+        per_channel = g.op("Conv", descriptors, depthwise, group_i=2, kernel_shape_i=[k, k], pads_i=[k // 2] * 4)
+        if g.opset >= 13:
+            summed = g.op("ReduceSum", per_channel, g.op("Constant", value_t=torch.tensor([1])), keepdims_i=1)
+        else:
+            summed = g.op("ReduceSum", per_channel, axes_i=[1], keepdims_i=1)
+        return g.op("Sigmoid", summed)
+
+
+def _tiles_each_side(k: int) -> int:
+    """How many 4 x 4 tiles a k x k kernel reaches on each side of the tile it computes."""
+    return -(-(k // 2) // _TILE)
+
+
+@functools.lru_cache
+def _folded_indices(k: int) -> tuple[list[int], list[float]]:
+    """For each entry of the folded (16, 32, t, t) kernel (t = 2 * tiles + 1), the index of the k x k kernel's entry
+    it holds (in the flattened (1, 2, k, k) weight), and 1.0 where it holds one, 0.0 where it is zero.
+
+    Output channel r * 4 + s is pixel (r, s) of a tile (DepthToSpace, DCR); input channel (i * 4 + j) * 2 + c is
+    pixel (i, j) of descriptor c in a tile (SpaceToDepth); the kernel entry at tile offset (a, b) from the centre
+    links them with the k x k kernel's entry at pixel offset (4 a + i - r, 4 b + j - s).
+    """
+    tiles, p = _tiles_each_side(k), k // 2
+    indices, mask = [], []
+    for r, s, i, j, c, a, b in itertools.product(*[range(_TILE)] * 4, range(2), *[range(-tiles, tiles + 1)] * 2):
+        dy, dx = _TILE * a + i - r, _TILE * b + j - s
+        inside = abs(dy) <= p and abs(dx) <= p
+        indices.append((c * k + dy + p) * k + dx + p if inside else 0)
+        mask.append(1.0 if inside else 0.0)
+    return indices, mask
+
+
+def _spatial_gate(conv: nn.Conv2d, descriptors: torch.Tensor) -> torch.Tensor:
+    """sigmoid(conv(descriptors)) of the stock 2 -> 1 spatial convolution (see _SpatialGate)."""
+    k, weight = conv.kernel_size[0], conv.weight
+    indices, mask = _folded_indices(k)
+    size = 2 * _tiles_each_side(k) + 1
+    with warnings.catch_warnings():  # constant index and mask tensors, which the tracer records as such
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        indices, mask = torch.tensor(indices, device=weight.device), torch.tensor(mask).to(weight)
+    folded = (weight.reshape(-1)[indices] * mask).view(_TILE * _TILE, 2 * _TILE * _TILE, size, size)
+    return _SpatialGate.apply(descriptors, weight.view(2, 1, k, k), folded, k)
+
+
 def global_max(x: torch.Tensor) -> torch.Tensor:
     """The max over all dimensions after the first two, kept as size 1; a GlobalMaxPool in ONNX."""
     return _GlobalMaxPool.apply(x)
@@ -112,8 +190,9 @@ def blocked_channel_attention(channel: nn.Module, x: torch.Tensor) -> torch.Tens
     """ChannelAttention(x) in ops that ONNX Runtime runs on blocked maps."""
     w1, b1, w2 = _blocked_hidden(channel.fc1, channel.fc2)
     b2 = channel.fc2.bias
-    hidden = F.conv2d(F.adaptive_avg_pool2d(x, 1), w1, b1).relu() + F.conv2d(global_max(x), w1, b1).relu()
-    logits = F.conv2d(hidden, w2, None if b2 is None else 2 * b2)
+    descriptors = torch.cat((F.adaptive_avg_pool2d(x, 1), global_max(x)), dim=1)
+    hidden = F.conv2d(descriptors, torch.cat((w1, w1)), None if b1 is None else torch.cat((b1, b1)), groups=2).relu()
+    logits = F.conv2d(hidden, torch.cat((w2, w2), dim=1), None if b2 is None else 2 * b2)
     return x * _RepeatOverMap.apply(logits.sigmoid(), x)
 
 
@@ -122,7 +201,7 @@ def blocked_spatial_attention(spatial: nn.Module, y: torch.Tensor) -> torch.Tens
     n, _, h, w = y.shape
     pixels = _pixel_rows(y)
     means_and_maxima = torch.cat((pixels.mean(3, keepdim=True), _GlobalMaxPool.apply(pixels)), dim=1)
-    gate = descriptor_conv(spatial.conv, means_and_maxima.view(n, 2, h, w), "grouped").sigmoid()
+    gate = _spatial_gate(spatial.conv, means_and_maxima.view(n, 2, h, w))
     with warnings.catch_warnings():  # the channels are fixed by the layers around; the tracer may record them so
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         channels = int(y.shape[1])
