@@ -72,8 +72,8 @@ def cbam_model(bias: bool = False, kind: str = "cbam") -> ConvCBAMConv:
 
 KINDS_AND_BIAS = [("cbam", False), ("cbam", True), ("channel", False), ("channel", True), ("spatial", False)]
 # Ops of each blocked-layout graph at sizes that are multiples of 4: pooled channel descriptors and a Resize-repeated
-# channel gate, NHWC spatial descriptors convolved in 4 x 4 tiles
-TILED = {"SpaceToDepth", "DepthToSpace"}
+# channel gate, NHWC spatial descriptors, a spatial gate computed in 4 x 4 tiles
+TILED = {"DepthToSpace"}
 BLOCKED_OPS = {
     "cbam": {"GlobalAveragePool", "GlobalMaxPool", "Resize", "Transpose", *TILED},
     "channel": {"GlobalAveragePool", "GlobalMaxPool", "Resize"},
@@ -104,8 +104,9 @@ def test_dynamic_export_runs_at_other_batches_and_sizes(tmp_path, kind, bias):
 
 @pytest.mark.parametrize("k", [1, 3, 5, 7, 9, 11])
 def test_spatial_gate_is_tiled_only_at_fixed_sizes_that_are_multiples_of_4(tmp_path, k):
-    """The k x k convolution runs on 4 x 4 tiles folded into channels where the sizes are fixed multiples of 4, as a
-    depthwise convolution and a sum at other fixed sizes and in dynamic exports; each computes the paper's formula."""
+    """The spatial gate is computed 4 x 4 pixels at a time (a convolution with stride 4 and one output channel per
+    pixel of the tile, then DepthToSpace) where the sizes are fixed multiples of 4, by a depthwise convolution and a
+    sum at other fixed sizes and in dynamic exports; each computes the paper's formula."""
     layer = randomized(SpatialAttention(k)).eval()
     model = ConvCBAMConv(layer=layer).eval()
     for name, shape, dynamic, tiled in [

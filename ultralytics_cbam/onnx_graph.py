@@ -13,11 +13,10 @@ every full-size op a blocked kernel:
   of one shape;
 * spatial descriptors: the mean and max over the last axis of the map transposed to NHWC, a transpose that
   ONNX Runtime folds into its layout conversion (the max as a GlobalMaxPool, see ``_GlobalMaxPool``);
-* spatial gate: where the map's height and width are fixed multiples of 4, the k x k convolution on the descriptor
-  maps folded 4 x 4 into channels (SpaceToDepth): a dense convolution from 32 to 16 channels, one per pixel of a
-  4 x 4 tile, which ONNX Runtime runs blocked, then DepthToSpace (see ``_SpatialGate``); elsewhere the k x k
-  convolution as a depthwise one plus a sum. Then a 1 -> C convolution with unit weights repeats it over the
-  channels.
+* spatial gate: where the map's height and width are fixed multiples of 4, the k x k convolution computes each
+  4 x 4 tile of the gate at once, as 16 output channels of a convolution with stride 4 that ONNX Runtime runs
+  blocked, then DepthToSpace (see ``_SpatialGate``); elsewhere it is a depthwise convolution plus a sum. Then a
+  1 -> C convolution with unit weights repeats it over the channels.
 
 ChannelAttention and SpatialAttention used as separate layers record their half of it. The maths is the paper's; only
 summation orders differ. Sizes stay symbolic, so dynamic exports still run at any size. The
@@ -37,7 +36,7 @@ from torch import nn
 
 _ONNX_FLOAT = 1  # TensorProto.FLOAT
 _BLOCK = 16  # channels per block of ONNX Runtime's blocked layout with AVX-512 (8 with AVX2)
-_TILE = 4  # pixels per side of the tiles the spatial convolution's input is folded by: 2 x 4 x 4 = 32 channels
+_TILE = 4  # pixels per side of the tiles of the spatial gate computed at once: 16 channels, one channel block
 
 
 class _GlobalMaxPool(torch.autograd.Function):
@@ -93,32 +92,32 @@ class _RepeatOverMap(torch.autograd.Function):
 class _SpatialGate(torch.autograd.Function):
     """sigmoid(conv(descriptors)) for the stock 2 -> 1, k x k spatial convolution, given its weight in two layouts.
 
-    ONNX Runtime has no blocked kernel for a convolution with two input channels and runs it through im2col. Where
-    the height and width are fixed multiples of 4, the graph folds each 4 x 4 tile of the two descriptor maps into
-    32 channels (SpaceToDepth), convolves them with a dense 32 -> 16 kernel of ceil(p / 4) tiles each side
-    (p = k // 2), one output channel per pixel of the tile, and unfolds the result (DepthToSpace): the same sums,
-    on blocked kernels. Elsewhere (dynamic sizes, other sizes) it is a depthwise convolution and a sum.
+    ONNX Runtime has no blocked kernel for a convolution with one output channel and runs it through im2col. Where
+    the height and width are fixed multiples of 4, the graph computes each 4 x 4 tile of the gate at once: a
+    convolution with stride 4 and 16 output channels, one per pixel of the tile, each the k x k kernel shifted to
+    its pixel within a (k + 3) x (k + 3) one, which ONNX Runtime runs blocked; DepthToSpace then lays the tiles out.
+    Elsewhere (dynamic sizes, other sizes) it is a depthwise convolution and a sum.
     """
 
     @staticmethod
-    def forward(ctx, descriptors: torch.Tensor, depthwise: torch.Tensor, folded: torch.Tensor, k: int) -> torch.Tensor:
+    def forward(ctx, descriptors: torch.Tensor, depthwise: torch.Tensor, tiled: torch.Tensor, k: int) -> torch.Tensor:
         per_channel = F.conv2d(descriptors, depthwise, padding=k // 2, groups=2)
         return per_channel.sum(1, keepdim=True).sigmoid()
 
     @staticmethod
-    def symbolic(g, descriptors, depthwise, folded, k):
+    def symbolic(g, descriptors, depthwise, tiled, k):
         sizes = descriptors.type().varyingSizes() if descriptors.type().kind() == "TensorType" else None
         if sizes is not None and len(sizes) == 4 and all(s is not None and s % _TILE == 0 for s in sizes[2:]):
-            tiles = _tiles_each_side(k)
-            conv = g.op(
+            tiles = g.op(
                 "Conv",
-                g.op("SpaceToDepth", descriptors, blocksize_i=_TILE),
-                folded,
-                kernel_shape_i=[2 * tiles + 1] * 2,
-                pads_i=[tiles] * 4,
+                descriptors,
+                tiled,
+                kernel_shape_i=[k + _TILE - 1] * 2,
+                strides_i=[_TILE] * 2,
+                pads_i=[k // 2] * 4,
             )
             mode = {"mode_s": "DCR"} if g.opset >= 11 else {}  # DCR, the only mode before opset 11
-            return g.op("DepthToSpace", g.op("Sigmoid", conv), blocksize_i=_TILE, **mode)
+            return g.op("DepthToSpace", g.op("Sigmoid", tiles), blocksize_i=_TILE, **mode)
         per_channel = g.op("Conv", descriptors, depthwise, group_i=2, kernel_shape_i=[k, k], pads_i=[k // 2] * 4)
         if g.opset >= 13:
             summed = g.op("ReduceSum", per_channel, g.op("Constant", value_t=torch.tensor([1])), keepdims_i=1)
@@ -127,26 +126,18 @@ class _SpatialGate(torch.autograd.Function):
         return g.op("Sigmoid", summed)
 
 
-def _tiles_each_side(k: int) -> int:
-    """How many 4 x 4 tiles a k x k kernel reaches on each side of the tile it computes."""
-    return -(-(k // 2) // _TILE)
-
-
 @functools.lru_cache
-def _folded_indices(k: int) -> tuple[list[int], list[float]]:
-    """For each entry of the folded (16, 32, t, t) kernel (t = 2 * tiles + 1), the index of the k x k kernel's entry
-    it holds (in the flattened (1, 2, k, k) weight), and 1.0 where it holds one, 0.0 where it is zero.
+def _tiled_indices(k: int) -> tuple[list[int], list[float]]:
+    """For each entry of the tiled (16, 2, k + 3, k + 3) kernel, the index of the k x k kernel's entry it holds (in
+    the flattened (1, 2, k, k) weight), and 1.0 where it holds one, 0.0 where it is zero.
 
-    Output channel r * 4 + s is pixel (r, s) of a tile (DepthToSpace, DCR); input channel (i * 4 + j) * 2 + c is
-    pixel (i, j) of descriptor c in a tile (SpaceToDepth); the kernel entry at tile offset (a, b) from the centre
-    links them with the k x k kernel's entry at pixel offset (4 a + i - r, 4 b + j - s).
+    Output channel r * 4 + s is pixel (r, s) of a tile (DepthToSpace, DCR), which reads the descriptors at offsets
+    (r, s) to (r + k - 1, s + k - 1) from the tile's corner (less the padding): the kernel shifted by (r, s).
     """
-    tiles, p = _tiles_each_side(k), k // 2
-    indices, mask = [], []
-    for r, s, i, j, c, a, b in itertools.product(*[range(_TILE)] * 4, range(2), *[range(-tiles, tiles + 1)] * 2):
-        dy, dx = _TILE * a + i - r, _TILE * b + j - s
-        inside = abs(dy) <= p and abs(dx) <= p
-        indices.append((c * k + dy + p) * k + dx + p if inside else 0)
+    size, indices, mask = k + _TILE - 1, [], []
+    for r, s, c, u, v in itertools.product(range(_TILE), range(_TILE), range(2), range(size), range(size)):
+        inside = 0 <= u - r < k and 0 <= v - s < k
+        indices.append((c * k + u - r) * k + v - s if inside else 0)
         mask.append(1.0 if inside else 0.0)
     return indices, mask
 
@@ -154,13 +145,12 @@ def _folded_indices(k: int) -> tuple[list[int], list[float]]:
 def _spatial_gate(conv: nn.Conv2d, descriptors: torch.Tensor) -> torch.Tensor:
     """sigmoid(conv(descriptors)) of the stock 2 -> 1 spatial convolution (see _SpatialGate)."""
     k, weight = conv.kernel_size[0], conv.weight
-    indices, mask = _folded_indices(k)
-    size = 2 * _tiles_each_side(k) + 1
+    indices, mask = _tiled_indices(k)
     with warnings.catch_warnings():  # constant index and mask tensors, which the tracer records as such
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         indices, mask = torch.tensor(indices, device=weight.device), torch.tensor(mask).to(weight)
-    folded = (weight.reshape(-1)[indices] * mask).view(_TILE * _TILE, 2 * _TILE * _TILE, size, size)
-    return _SpatialGate.apply(descriptors, weight.view(2, 1, k, k), folded, k)
+    tiled = (weight.reshape(-1)[indices] * mask).view(_TILE * _TILE, 2, k + _TILE - 1, k + _TILE - 1)
+    return _SpatialGate.apply(descriptors, weight.view(2, 1, k, k), tiled, k)
 
 
 def global_max(x: torch.Tensor) -> torch.Tensor:
