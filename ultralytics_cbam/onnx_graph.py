@@ -72,9 +72,9 @@ class _RepeatOverMap(torch.autograd.Function):
     def symbolic(g, weights, like):
         if g.opset < 11:
             return g.op("Expand", weights, g.op("Shape", like))
-        sizes = like.type().varyingSizes() if like.type().kind() == "TensorType" else None
-        if sizes is not None and len(sizes) == 4 and None not in sizes[2:]:  # static: constant scales
-            scales = g.op("Constant", value_t=torch.tensor([1.0, 1.0, *map(float, sizes[2:])]))
+        size = _static_map_size(like)
+        if size is not None:  # static: constant scales
+            scales = g.op("Constant", value_t=torch.tensor([1.0, 1.0, *map(float, size)]))
         else:
             scales = g.op("Cast", g.op("Div", g.op("Shape", like), g.op("Shape", weights)), to_i=_ONNX_FLOAT)
         roi = g.op("Constant", value_t=torch.tensor([], dtype=torch.float32))
@@ -106,8 +106,8 @@ class _SpatialGate(torch.autograd.Function):
 
     @staticmethod
     def symbolic(g, descriptors, depthwise, tiled, k):
-        sizes = descriptors.type().varyingSizes() if descriptors.type().kind() == "TensorType" else None
-        if sizes is not None and len(sizes) == 4 and all(s is not None and s % _TILE == 0 for s in sizes[2:]):
+        size = _static_map_size(descriptors)
+        if size is not None and all(s % _TILE == 0 for s in size):
             tiles = g.op(
                 "Conv",
                 descriptors,
@@ -151,6 +151,14 @@ def _spatial_gate(conv: nn.Conv2d, descriptors: torch.Tensor) -> torch.Tensor:
         indices, mask = torch.tensor(indices, device=weight.device), torch.tensor(mask).to(weight)
     tiled = (weight.reshape(-1)[indices] * mask).view(_TILE * _TILE, 2, k + _TILE - 1, k + _TILE - 1)
     return _SpatialGate.apply(descriptors, weight.view(2, 1, k, k), tiled, k)
+
+
+def _static_map_size(value) -> tuple[int, int] | None:
+    """(H, W) of a 4-D value in an ONNX graph being built, where the export fixes both; None where it does not."""
+    sizes = value.type().varyingSizes() if value.type().kind() == "TensorType" else None
+    if sizes is None or len(sizes) != 4 or None in sizes[2:]:
+        return None
+    return sizes[2], sizes[3]
 
 
 def global_max(x: torch.Tensor) -> torch.Tensor:
