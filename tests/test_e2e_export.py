@@ -90,7 +90,7 @@ def test_torchscript_matches_pytorch(weights, coco8_images):
 def test_single_attention_models_export_the_blocked_graph(variant, tmp_path, coco8_images):
     """Ablation models with ChannelAttention or SpatialAttention layers export through `format=onnx` in the blocked
     layout (no MatMul: the plain graph's MLP and mean over C) and compute what PyTorch computes. Spatial gates are
-    convolved in 4 x 4 tiles on maps whose sizes are multiples of 4, elsewhere depthwise and summed."""
+    convolved in 4 x 4 tiles, cropped on maps whose sizes are not multiples of 4."""
     model = DetectionModel({**build_variant(Variant.parse(variant)), "scale": "n"}, verbose=False)
     layers = [m for m in model.modules() if isinstance(m, (ChannelAttention, SpatialAttention))]
     torch.manual_seed(0)
@@ -105,12 +105,15 @@ def test_single_attention_models_export_the_blocked_graph(variant, tmp_path, coc
         handle.remove()
     torch.save({"model": model}, tmp_path / "model.pt")
     path = Path(YOLO(tmp_path / "model.pt").export(format="onnx", imgsz=IMGSZ))
-    ops = [n.op_type for n in onnx.load(str(path)).graph.node]
+    nodes = onnx.load(str(path)).graph.node
+    ops = [n.op_type for n in nodes]
     assert ops.count("GlobalMaxPool") == len(layers) == len(sizes) == 4 and "MatMul" not in ops
     if variant == "channel":
         assert ops.count("GlobalAveragePool") == 4
     else:
-        tiled = sum(h % 4 == 0 and w % 4 == 0 for h, w in sizes)
-        assert 0 < tiled < 4 and ops.count("DepthToSpace") == tiled and ops.count("ReduceSum") == 4 - tiled
+        tiles = {n.output[0] for n in nodes if n.op_type == "DepthToSpace"}
+        cropped = sum(n.op_type == "Slice" and n.input[0] in tiles for n in nodes)
+        assert len(tiles) == 4 and "ReduceSum" not in ops
+        assert 0 < cropped == sum(h % 4 != 0 or w % 4 != 0 for h, w in sizes) < 4
     x = batch(coco8_images, IMGSZ)
     assert_close(onnx_output(path, x), pytorch_output(tmp_path / "model.pt", x))

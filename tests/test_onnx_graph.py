@@ -71,8 +71,8 @@ def cbam_model(bias: bool = False, kind: str = "cbam") -> ConvCBAMConv:
 
 
 KINDS_AND_BIAS = [("cbam", False), ("cbam", True), ("channel", False), ("channel", True), ("spatial", False)]
-# Ops of each blocked-layout graph at sizes that are multiples of 4: pooled channel descriptors and a Resize-repeated
-# channel gate, NHWC spatial descriptors, a spatial gate computed in 4 x 4 tiles
+# Ops of each blocked-layout graph: pooled channel descriptors and a Resize-repeated channel gate, NHWC spatial
+# descriptors, a spatial gate computed in 4 x 4 tiles
 TILED = {"DepthToSpace"}
 BLOCKED_OPS = {
     "cbam": {"GlobalAveragePool", "GlobalMaxPool", "Resize", "Transpose", *TILED},
@@ -103,26 +103,33 @@ def test_dynamic_export_runs_at_other_batches_and_sizes(tmp_path, kind, bias):
 
 
 @pytest.mark.parametrize("k", [1, 3, 5, 7, 9, 11])
-def test_spatial_gate_is_tiled_only_at_fixed_sizes_that_are_multiples_of_4(tmp_path, k):
+def test_spatial_gate_is_computed_in_tiles_at_every_size(tmp_path, k):
     """The spatial gate is computed 4 x 4 pixels at a time (a convolution with stride 4 and one output channel per
-    pixel of the tile, then DepthToSpace) where the sizes are fixed multiples of 4, by a depthwise convolution and a
-    sum at other fixed sizes and in dynamic exports; each computes the paper's formula."""
+    pixel of the tile, then DepthToSpace), cropped by a Slice where the size is not a fixed multiple of 4 (static
+    sizes from opset 1 on, dynamic ones from opset 10 on); dynamic exports before opset 10 get a depthwise
+    convolution and a sum. Each computes the paper's formula."""
     layer = randomized(SpatialAttention(k)).eval()
     model = ConvCBAMConv(layer=layer).eval()
-    for name, shape, dynamic, tiled in [
-        ("tiled", (2, 3, 24, 40), False, True),
-        ("odd", (1, 3, 18, 22), False, False),
-        ("dynamic", (1, 3, 24, 40), True, False),
+    for name, shape, dynamic, opset, route in [
+        ("whole tiles", (2, 3, 24, 40), False, 17, {"DepthToSpace"}),
+        ("cropped", (1, 3, 18, 22), False, 17, {"DepthToSpace", "Slice"}),
+        ("cropped, opset 9", (1, 3, 21, 5), False, 9, {"DepthToSpace", "Slice"}),
+        ("dynamic", (1, 3, 24, 40), True, 17, {"DepthToSpace", "Slice"}),
+        ("dynamic, opset 9", (1, 3, 24, 40), True, 9, {"ReduceSum"}),
     ]:
         x = torch.randn(*shape)
-        ops = {n.op_type for n in export(model, x, tmp_path / f"{name}.onnx", dynamic=dynamic).node}
-        assert (TILED & ops, "ReduceSum" in ops) == (TILED if tiled else set(), not tiled), name
-        if tiled:  # ONNX Runtime's symbolic shape inference (quantisation tools, QNN export) follows the tiles
-            assert _inferred_shape(tmp_path / f"{name}.onnx", "DepthToSpace") == [shape[0], 1, *shape[2:]]
-        sizes = [shape, (3, 3, 12, 28), (1, 3, 5, 3)] if dynamic else [shape]
+        path = tmp_path / f"{name}.onnx"
+        ops = {n.op_type for n in export(model, x, path, dynamic=dynamic, opset=opset).node}
+        assert ops & {"DepthToSpace", "Slice", "ReduceSum"} == route, name
+        if not dynamic:  # ONNX Runtime's symbolic shape inference (quantisation tools, QNN export) follows the tiles
+            tiles = [shape[0], 1, *(-(-size // 4) * 4 for size in shape[2:])]
+            assert _inferred_shape(path, "DepthToSpace") == tiles, name
+            if "Slice" in route:
+                assert _inferred_shape(path, "Slice") == [shape[0], 1, *shape[2:]], name
+        sizes = [shape, (3, 3, 12, 28), (1, 3, 5, 3), (2, 3, 1, 9)] if dynamic else [shape]
         for size in sizes:
             x = torch.randn(*size)
-            torch.testing.assert_close(run(tmp_path / f"{name}.onnx", x), expected(model, x), atol=1e-4, rtol=1e-4)
+            torch.testing.assert_close(run(path, x), expected(model, x), atol=1e-4, rtol=1e-4)
 
 
 def _inferred_shape(path, op_type: str) -> list[int]:

@@ -13,10 +13,10 @@ every full-size op a blocked kernel:
   of one shape;
 * spatial descriptors: the mean and max over the last axis of the map transposed to NHWC, a transpose that
   ONNX Runtime folds into its layout conversion (the max as a GlobalMaxPool, see ``_GlobalMaxPool``);
-* spatial gate: where the map's height and width are fixed multiples of 4, the k x k convolution computes each
-  4 x 4 tile of the gate at once, as 16 output channels of a convolution with stride 4 that ONNX Runtime runs
-  blocked, then DepthToSpace (see ``_SpatialGate``); elsewhere it is a depthwise convolution plus a sum. Then a
-  1 -> C convolution with unit weights repeats it over the channels.
+* spatial gate: the k x k convolution computes each 4 x 4 tile of the gate at once, as 16 output channels of a
+  convolution with stride 4 that ONNX Runtime runs blocked, then DepthToSpace, cropped to the map's size where that
+  is not a fixed multiple of 4 (see ``_SpatialGate``). Then a 1 -> C convolution with unit weights repeats it over
+  the channels.
 
 ChannelAttention and SpatialAttention used as separate layers record their half of it. The maths is the paper's; only
 summation orders differ. Sizes stay symbolic, so dynamic exports still run at any size. The
@@ -92,11 +92,13 @@ class _RepeatOverMap(torch.autograd.Function):
 class _SpatialGate(torch.autograd.Function):
     """sigmoid(conv(descriptors)) for the stock 2 -> 1, k x k spatial convolution, given its weight in two layouts.
 
-    ONNX Runtime has no blocked kernel for a convolution with one output channel and runs it through im2col. Where
-    the height and width are fixed multiples of 4, the graph computes each 4 x 4 tile of the gate at once: a
-    convolution with stride 4 and 16 output channels, one per pixel of the tile, each the k x k kernel shifted to
-    its pixel within a (k + 3) x (k + 3) one, which ONNX Runtime runs blocked; DepthToSpace then lays the tiles out.
-    Elsewhere (dynamic sizes, other sizes) it is a depthwise convolution and a sum.
+    ONNX Runtime has no blocked kernel for a convolution with one output channel and runs it through im2col. The
+    graph computes each 4 x 4 tile of the gate at once instead: a convolution with stride 4 and 16 output channels,
+    one per pixel of the tile, each the k x k kernel shifted to its pixel within a (k + 3) x (k + 3) one, which ONNX
+    Runtime runs blocked; DepthToSpace then lays the tiles out. Where the height or width is not a fixed multiple of
+    4, the convolution pads 3 more zero rows and columns at the bottom and right, which gives ceil(H / 4) x
+    ceil(W / 4) tiles, and a Slice crops the gate to H x W. Dynamic exports before opset 10, whose Slice takes no
+    ends from the graph, get a depthwise convolution and a sum.
     """
 
     @staticmethod
@@ -107,23 +109,44 @@ class _SpatialGate(torch.autograd.Function):
     @staticmethod
     def symbolic(g, descriptors, depthwise, tiled, k):
         size = _static_map_size(descriptors)
-        if size is not None and all(s % _TILE == 0 for s in size):
-            tiles = g.op(
-                "Conv",
-                descriptors,
-                tiled,
-                kernel_shape_i=[k + _TILE - 1] * 2,
-                strides_i=[_TILE] * 2,
-                pads_i=[k // 2] * 4,
-            )
-            mode = {"mode_s": "DCR"} if g.opset >= 11 else {}  # DCR, the only mode before opset 11
-            return g.op("DepthToSpace", g.op("Sigmoid", tiles), blocksize_i=_TILE, **mode)
-        per_channel = g.op("Conv", descriptors, depthwise, group_i=2, kernel_shape_i=[k, k], pads_i=[k // 2] * 4)
-        if g.opset >= 13:
-            summed = g.op("ReduceSum", per_channel, g.op("Constant", value_t=torch.tensor([1])), keepdims_i=1)
+        whole_tiles = size is not None and all(s % _TILE == 0 for s in size)
+        if size is None and g.opset < 10:  # Slice takes the crop's ends as an input from opset 10 on
+            return _depthwise_gate(g, descriptors, depthwise, k)
+        pad, extra = k // 2, 0 if whole_tiles else _TILE - 1  # extra zero rows and columns: ceil(H / 4) tiles
+        tiles = g.op(
+            "Conv",
+            descriptors,
+            tiled,
+            kernel_shape_i=[k + _TILE - 1] * 2,
+            strides_i=[_TILE] * 2,
+            pads_i=[pad, pad, pad + extra, pad + extra],
+        )
+        mode = {"mode_s": "DCR"} if g.opset >= 11 else {}  # DCR, the only mode before opset 11
+        gate = g.op("DepthToSpace", g.op("Sigmoid", tiles), blocksize_i=_TILE, **mode)
+        if whole_tiles:
+            return gate
+        if size is not None and g.opset < 10:
+            return g.op("Slice", gate, axes_i=[2, 3], starts_i=[0, 0], ends_i=list(size))
+        if size is not None:
+            ends = g.op("Constant", value_t=torch.tensor(size))
         else:
-            summed = g.op("ReduceSum", per_channel, axes_i=[1], keepdims_i=1)
-        return g.op("Sigmoid", summed)
+            ends = g.op("Slice", g.op("Shape", descriptors), *(_ints(g, v) for v in ([2], [4], [0])))
+        return g.op("Slice", gate, _ints(g, [0, 0]), ends, _ints(g, [2, 3]))
+
+
+def _depthwise_gate(g, descriptors, depthwise, k: int):
+    """sigmoid(conv(descriptors)) as a depthwise convolution and a sum over its two channels."""
+    per_channel = g.op("Conv", descriptors, depthwise, group_i=2, kernel_shape_i=[k, k], pads_i=[k // 2] * 4)
+    if g.opset >= 13:
+        summed = g.op("ReduceSum", per_channel, _ints(g, [1]), keepdims_i=1)
+    else:
+        summed = g.op("ReduceSum", per_channel, axes_i=[1], keepdims_i=1)
+    return g.op("Sigmoid", summed)
+
+
+def _ints(g, values: list[int]):
+    """A constant int64 tensor in the graph being built."""
+    return g.op("Constant", value_t=torch.tensor(values))
 
 
 @functools.lru_cache
