@@ -94,7 +94,7 @@ def test_export_computes_the_paper_formula(tmp_path, kind, bias, batch):
 
 @pytest.mark.parametrize(("kind", "bias"), KINDS_AND_BIAS)
 def test_dynamic_export_runs_at_other_batches_and_sizes(tmp_path, kind, bias):
-    """The Resize scales follow the input's shape, so a graph traced at one size runs at any other."""
+    """A graph traced at one size runs at any other."""
     model = cbam_model(bias, kind)
     export(model, torch.randn(1, 3, 32, 32), tmp_path / "m.onnx", dynamic=True)
     for shape in [(1, 3, 32, 32), (3, 3, 17, 9), (2, 3, 1, 1), (1, 3, 48, 20)]:
@@ -226,6 +226,25 @@ def test_onnx_runtime_keeps_the_layer_in_its_blocked_layout(tmp_path, kind):
     assert all(n.domain == NCHWC for n in nodes if n.op_type == "Conv")
     to_nhwc = [n for n in nodes if n.op_type == "ReorderOutput" and _attribute(n, "channels_last") == 1]
     assert len(to_nhwc) == (kind != "channel") and "Transpose" not in [n.op_type for n in nodes]
+
+
+@pytest.mark.parametrize(("kind", "convolutions"), [("cbam", 5), ("channel", 4)])
+def test_dynamic_exports_broadcast_the_channel_gate(tmp_path, kind, convolutions):
+    """Where the export leaves the map's size free, ONNX Runtime's blocked Resize (fixed scales only) cannot repeat
+    the channel gate, so it is broadcast, and so is CBAM's spatial gate after it: no Resize or Expand, and no 1 -> C
+    convolution (the stem, the head, the shared MLP's two and CBAM's tiled one remain), each run blocked."""
+    model = cbam_model(kind=kind)
+    path = tmp_path / "m.onnx"
+    ops = [n.op_type for n in export(model, torch.randn(1, 3, 32, 48), path, dynamic=True).node]
+    assert not {"Resize", "Expand"} & set(ops) and ops.count("Conv") == convolutions
+    for shape in [(1, 3, 32, 48), (2, 3, 13, 7)]:
+        x = torch.randn(*shape)
+        got = run(path, x, tmp_path / "opt.onnx")
+        torch.testing.assert_close(got, expected(model, x), atol=1e-4, rtol=1e-4)
+    nodes = list(onnx.load(str(tmp_path / "opt.onnx")).graph.node)
+    if not any(n.domain == NCHWC for n in nodes):
+        pytest.skip("ONNX Runtime uses no blocked layout on this CPU")
+    assert all(n.domain == NCHWC for n in nodes if n.op_type == "Conv")
 
 
 def _attribute(node: onnx.NodeProto, name: str):

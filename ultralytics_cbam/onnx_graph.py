@@ -18,10 +18,14 @@ every full-size op a blocked kernel:
   is not a fixed multiple of 4 (see ``_SpatialGate``). Then a 1 -> C convolution with unit weights repeats it over
   the channels.
 
+Where the export leaves the map's height and width free (dynamic exports), the channel gate cannot be a blocked
+Resize, whose scales must be fixed; it is broadcast over the map instead, and in CBAM so is the spatial gate after
+it, in place of the 1 -> C convolution (see ``_ByMapSize``). Every convolution still runs blocked.
+
 ChannelAttention and SpatialAttention used as separate layers record their half of it. The maths is the paper's; only
-summation orders differ. Sizes stay symbolic, so dynamic exports still run at any size. The
-TorchScript tracer (behind Ultralytics' ``format=onnx``) records this graph; its custom ONNX ops are ``symbolic``
-methods, which only that exporter reads.
+summation orders differ. Sizes stay symbolic, so dynamic exports run at any size. The TorchScript tracer (behind
+Ultralytics' ``format=onnx``) records this graph; its custom ONNX ops are ``symbolic`` methods, which only that
+exporter reads.
 """
 
 from __future__ import annotations
@@ -34,7 +38,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-_ONNX_FLOAT = 1  # TensorProto.FLOAT
 _BLOCK = 16  # channels per block of ONNX Runtime's blocked layout with AVX-512 (8 with AVX2)
 _TILE = 4  # pixels per side of the tiles of the spatial gate computed at once: 16 channels, one channel block
 
@@ -57,11 +60,9 @@ class _GlobalMaxPool(torch.autograd.Function):
 
 
 class _RepeatOverMap(torch.autograd.Function):
-    """(N, C, 1, 1) weights repeated over the H x W of `like`: a nearest-neighbour Resize in ONNX.
-
-    Its scales are constants in static exports (ONNX Runtime's blocked kernel needs them to be; converters such as
-    onnx2tf read them only then) and the ratio of the two shapes where H or W are dynamic. Before opset 11, whose
-    Resize takes no scales input, it is an Expand.
+    """(N, C, 1, 1) weights repeated over the fixed H x W of `like`: a nearest-neighbour Resize with constant scales
+    in ONNX (ONNX Runtime's blocked kernel needs them to be; converters such as onnx2tf read them only then). Before
+    opset 11, whose Resize takes no scales input, and where H or W are dynamic, it is an Expand.
     """
 
     @staticmethod
@@ -70,13 +71,10 @@ class _RepeatOverMap(torch.autograd.Function):
 
     @staticmethod
     def symbolic(g, weights, like):
-        if g.opset < 11:
-            return g.op("Expand", weights, g.op("Shape", like))
         size = _static_map_size(like)
-        if size is not None:  # static: constant scales
-            scales = g.op("Constant", value_t=torch.tensor([1.0, 1.0, *map(float, size)]))
-        else:
-            scales = g.op("Cast", g.op("Div", g.op("Shape", like), g.op("Shape", weights)), to_i=_ONNX_FLOAT)
+        if g.opset < 11 or size is None:
+            return g.op("Expand", weights, g.op("Shape", like))
+        scales = g.op("Constant", value_t=torch.tensor([1.0, 1.0, *map(float, size)]))
         roi = g.op("Constant", value_t=torch.tensor([], dtype=torch.float32))
         return g.op(
             "Resize",
@@ -204,21 +202,27 @@ def _pixel_rows(x: torch.Tensor) -> torch.Tensor:
 
 def blocked_layout_cbam(cbam: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """CBAM(x) in ops that ONNX Runtime runs on blocked maps (see the module docstring)."""
-    return blocked_spatial_attention(cbam.spatial, blocked_channel_attention(cbam.channel, x))
+    return blocked_spatial_attention(cbam.spatial, blocked_channel_attention(cbam.channel, x), after_channel_gate=True)
 
 
 def blocked_channel_attention(channel: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """ChannelAttention(x) in ops that ONNX Runtime runs on blocked maps."""
+    """ChannelAttention(x) in ops that ONNX Runtime runs on blocked maps. Where the export leaves the map's size
+    free, the gate is broadcast over it instead: ONNX Runtime's blocked Resize needs fixed scales, and its generic
+    Resize is several times slower than a broadcast multiply."""
     w1, b1, w2 = _blocked_hidden(channel.fc1, channel.fc2)
     b2 = channel.fc2.bias
     descriptors = torch.cat((F.adaptive_avg_pool2d(x, 1), global_max(x)), dim=1)
     hidden = F.conv2d(descriptors, torch.cat((w1, w1)), None if b1 is None else torch.cat((b1, b1)), groups=2).relu()
-    logits = F.conv2d(hidden, torch.cat((w2, w2), dim=1), None if b2 is None else 2 * b2)
-    return x * _RepeatOverMap.apply(logits.sigmoid(), x)
+    gate = F.conv2d(hidden, torch.cat((w2, w2), dim=1), None if b2 is None else 2 * b2).sigmoid()
+    return _ByMapSize.apply(x, x * _RepeatOverMap.apply(gate, x), x * gate)
 
 
-def blocked_spatial_attention(spatial: nn.Module, y: torch.Tensor) -> torch.Tensor:
-    """SpatialAttention(y) in ops that ONNX Runtime runs on blocked maps (`y` with a fixed number of channels)."""
+def blocked_spatial_attention(spatial: nn.Module, y: torch.Tensor, after_channel_gate: bool = False) -> torch.Tensor:
+    """SpatialAttention(y) in ops that ONNX Runtime runs on blocked maps (`y` with a fixed number of channels).
+
+    After a channel gate that the export broadcasts (maps of free size), `y` is in NCHW, and the spatial gate is
+    broadcast over its channels too rather than repeated by a convolution.
+    """
     n, _, h, w = y.shape
     pixels = _pixel_rows(y)
     means_and_maxima = torch.cat((pixels.mean(3, keepdim=True), _GlobalMaxPool.apply(pixels)), dim=1)
@@ -226,7 +230,21 @@ def blocked_spatial_attention(spatial: nn.Module, y: torch.Tensor) -> torch.Tens
     with warnings.catch_warnings():  # the channels are fixed by the layers around; the tracer may record them so
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         channels = int(y.shape[1])
-    return y * F.conv2d(gate, gate.new_ones((channels, 1, 1, 1)))
+    repeated = y * F.conv2d(gate, gate.new_ones((channels, 1, 1, 1)))
+    return _ByMapSize.apply(y, repeated, y * gate) if after_channel_gate else repeated
+
+
+class _ByMapSize(torch.autograd.Function):
+    """`fixed` where the export fixes the height and width of `like`, `varying` where it does not. Both are
+    traced, and the export drops the ops of the one it does not keep."""
+
+    @staticmethod
+    def forward(ctx, like: torch.Tensor, fixed: torch.Tensor, varying: torch.Tensor) -> torch.Tensor:
+        return fixed
+
+    @staticmethod
+    def symbolic(g, like, fixed, varying):
+        return fixed if _static_map_size(like) is not None else varying
 
 
 def _blocked_hidden(fc1: nn.Conv2d, fc2: nn.Conv2d) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
