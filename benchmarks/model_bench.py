@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -109,7 +110,8 @@ def eager_inference(cfg: BenchConfig, device: str, scale: str, progress: Callabl
 
 
 def onnx_inference(cfg: BenchConfig, device: str, scale: str, progress: Callable[[str], None]) -> list[dict]:
-    """ONNX Runtime inference of models exported with Ultralytics' exporter, one record per batch size."""
+    """ONNX Runtime inference of models exported with Ultralytics' exporter, one record per batch size for static
+    exports (kind 'onnxruntime', the exporter's default) and one for dynamic ones ('onnxruntime-dynamic')."""
     import onnxruntime as ort
 
     providers = ["CPUExecutionProvider"]
@@ -120,13 +122,16 @@ def onnx_inference(cfg: BenchConfig, device: str, scale: str, progress: Callable
     records = []
     models = model_pair(scale, cfg.seed, "cpu", cfg.imgsz)
     with tempfile.TemporaryDirectory(prefix="cbam-bench-onnx-") as tmp:
-        for batch in cfg.model_batches:
-            progress(f"model yolov8{scale} ONNX Runtime batch {batch} (export)")
+        for batch, dynamic in itertools.product(cfg.model_batches, (False, True)):
+            what = f"model yolov8{scale} ONNX Runtime{' (dynamic)' if dynamic else ''} batch {batch}"
+            progress(f"{what} (export)")
             sessions = {
-                role: _onnx_session(ort, export_onnx(yaml, models[role], Path(tmp), batch, cfg), providers, cfg.threads)
+                role: _onnx_session(
+                    ort, export_onnx(yaml, models[role], Path(tmp), batch, cfg, dynamic), providers, cfg.threads
+                )
                 for role, yaml in model_names(scale).items()
             }
-            progress(f"model yolov8{scale} ONNX Runtime batch {batch}")
+            progress(what)
             feed = torch.rand(batch, 3, cfg.imgsz, cfg.imgsz).numpy()
             candidates = {
                 role: (lambda s=s, feed=feed: s.run(None, {s.get_inputs()[0].name: feed}))
@@ -134,18 +139,25 @@ def onnx_inference(cfg: BenchConfig, device: str, scale: str, progress: Callable
             }
             settings = {"min_seconds": cfg.model_seconds, "settle_s": ORT_SETTLE_S}
             times = interleaved(candidates, cfg.model_rounds, cfg.warmup, **settings)
-            records.append(_record(device, scale, "onnxruntime", batch, cfg.imgsz, times))
+            kind = "onnxruntime-dynamic" if dynamic else "onnxruntime"
+            records.append(_record(device, scale, kind, batch, cfg.imgsz, times))
     return records
 
 
-def export_onnx(yaml: str, weights: torch.nn.Module, folder: Path, batch: int, cfg: BenchConfig) -> str:
-    """Export `yaml` holding the state of `weights` with Ultralytics' exporter (static shapes) into `folder`."""
+def export_onnx(
+    yaml: str, weights: torch.nn.Module, folder: Path, batch: int, cfg: BenchConfig, dynamic: bool = False
+) -> str:
+    """Export `yaml` holding the state of `weights` with Ultralytics' exporter into `folder`, with static shapes
+    (batch `batch`, cfg.imgsz) or dynamic ones."""
     from ultralytics import YOLO
 
     yolo = YOLO(yaml)
     yolo.model.load_state_dict(weights.state_dict())
-    yolo.model.pt_path = str(folder / f"{Path(yaml).stem}-b{batch}.pt")  # where the exporter writes
-    return yolo.export(format="onnx", imgsz=cfg.imgsz, batch=batch, simplify=True, device="cpu", verbose=False)
+    stem = f"{Path(yaml).stem}-b{batch}{'-dynamic' if dynamic else ''}"
+    yolo.model.pt_path = str(folder / f"{stem}.pt")  # where the exporter writes
+    return yolo.export(
+        format="onnx", imgsz=cfg.imgsz, batch=batch, dynamic=dynamic, simplify=True, device="cpu", verbose=False
+    )
 
 
 def _onnx_session(ort, path: str, providers: list[str], threads: int):

@@ -194,7 +194,12 @@ def _interval(interval: list[float] | None) -> str:
 def _model_table(records: list[dict]) -> list[str]:
     if not records:
         return []
-    names = {"eager": "eager PyTorch (fused)", "onnxruntime": "ONNX Runtime", "train": "training step"}
+    names = {
+        "eager": "eager PyTorch (fused)",
+        "onnxruntime": "ONNX Runtime",
+        "onnxruntime-dynamic": "ONNX Runtime, dynamic export",
+        "train": "training step",
+    }
     rows = [
         [
             f"yolov8{r['scale']}",

@@ -106,6 +106,40 @@ def test_targets_whose_limit_lies_inside_the_interval_are_flagged():
     assert "| ONNX Runtime | cpu | 1x640 | 50 | 50.5 | 1.020 | 1.010 – 1.040 | 1.000 |" in text
 
 
+def test_dynamic_onnx_rows_are_reported_without_a_target():
+    """ONNX Runtime on dynamic exports gets its own rows in the model table; the targets stay on static exports."""
+    times = RESULTS["model"][0]["times"]
+    record = {"device": "cpu", "scale": "n", "kind": "onnxruntime-dynamic", "batch": 1, "imgsz": 640}
+    results = {
+        "meta": RESULTS["meta"],
+        "model": [{**record, "ratio": 1.2, "ratio_interval": [1.1, 1.3], "ratio_of_minima": 1.2, "times": times}],
+    }
+    assert evaluate_targets(results) == []
+    results["targets"] = []
+    assert "| yolov8n | ONNX Runtime, dynamic export | cpu | 1x640 | 50 | 50.5 | 1.200 | 1.100 – 1.300 |" in markdown(
+        results
+    )
+
+
+@pytest.mark.parametrize("dynamic", [False, True])
+def test_onnx_exports_are_static_or_dynamic(tmp_path, dynamic):
+    """The ONNX Runtime comparison times Ultralytics' export with fixed input shapes, and with free ones."""
+    import onnx
+
+    from benchmarks.model_bench import export_onnx, model_pair
+
+    cfg = build_config({"imgsz": 64})
+    model = model_pair("n", 0, "cpu")["yolov8-cbam"]
+    path = export_onnx("yolov8n-cbam.yaml", model, tmp_path, 2, cfg, dynamic=dynamic)
+    [image] = onnx.load(path).graph.input
+    dims = [d.dim_value or d.dim_param for d in image.type.tensor_type.shape.dim]
+    assert Path(path).parent == tmp_path and dims[1] == 3
+    if dynamic:
+        assert all(isinstance(d, str) for d in (dims[0], *dims[2:]))
+    else:
+        assert dims == [2, 3, 64, 64]
+
+
 def test_model_pair_differs_only_by_the_cbam_layers():
     """yolov8n-cbam built for a comparison holds yolov8n's weights: with its CBAM layers bypassed it computes
     yolov8n's outputs exactly; its own draw of weights (the models built apart) does not."""
