@@ -216,9 +216,7 @@ def test_onnx_runtime_keeps_the_layer_in_its_blocked_layout(tmp_path, kind):
     torch.testing.assert_close(
         run(tmp_path / "m.onnx", x, tmp_path / "opt.onnx"), expected(model, x), atol=1e-4, rtol=1e-4
     )
-    nodes = list(onnx.load(str(tmp_path / "opt.onnx")).graph.node)
-    if not any(n.domain == NCHWC for n in nodes):
-        pytest.skip("ONNX Runtime uses no blocked layout on this CPU")
+    nodes = _blocked_graph(tmp_path / "opt.onnx")
     producer = {out: n for n in nodes for out in n.output}
     head = [n for n in nodes if n.op_type == "Conv" and n.domain == NCHWC][-1]
     assert producer[head.input[0]].op_type == "Mul"  # the layer's output, in the blocked layout
@@ -241,10 +239,16 @@ def test_dynamic_exports_broadcast_the_channel_gate(tmp_path, kind, convolutions
         x = torch.randn(*shape)
         got = run(path, x, tmp_path / "opt.onnx")
         torch.testing.assert_close(got, expected(model, x), atol=1e-4, rtol=1e-4)
-    nodes = list(onnx.load(str(tmp_path / "opt.onnx")).graph.node)
+    nodes = _blocked_graph(tmp_path / "opt.onnx")
+    assert all(n.domain == NCHWC for n in nodes if n.op_type == "Conv")
+
+
+def _blocked_graph(path) -> list[onnx.NodeProto]:
+    """The nodes of the model ONNX Runtime optimised into `path`; skips where this CPU gets no blocked layout."""
+    nodes = list(onnx.load(str(path)).graph.node)
     if not any(n.domain == NCHWC for n in nodes):
         pytest.skip("ONNX Runtime uses no blocked layout on this CPU")
-    assert all(n.domain == NCHWC for n in nodes if n.op_type == "Conv")
+    return nodes
 
 
 def _attribute(node: onnx.NodeProto, name: str):

@@ -126,7 +126,7 @@ class _SpatialGate(torch.autograd.Function):
         if size is not None and g.opset < 10:
             return g.op("Slice", gate, axes_i=[2, 3], starts_i=[0, 0], ends_i=list(size))
         if size is not None:
-            ends = g.op("Constant", value_t=torch.tensor(size))
+            ends = _ints(g, list(size))
         else:
             ends = g.op("Slice", g.op("Shape", descriptors), *(_ints(g, v) for v in ([2], [4], [0])))
         return g.op("Slice", gate, _ints(g, [0, 0]), ends, _ints(g, [2, 3]))
