@@ -7,6 +7,7 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from fractions import Fraction
 
 import torch
 
@@ -123,11 +124,13 @@ def paired_ratio_interval(a: Timing, b: Timing, confidence: float = 0.95) -> tup
         raise ValueError(f"confidence must be between 0 and 1, got {confidence!r}")
     ratios = sorted(_round_ratios(a, b))
     n = len(ratios)
-    tail = (1 - confidence) / 2 * 2**n  # in units of 2**-n, the probability of each count of a Binomial(n, 1/2)
-    rank, below = 1, math.comb(n, 0) + math.comb(n, 1)  # below: 2**n P(count <= rank)
+    # In units of 2**-n, the probability of each count of a Binomial(n, 1/2); exact, as 2**n overflows a float.
+    tail = Fraction(1 - confidence) / 2 * 2**n
+    rank, count, below = 1, n, 1 + n  # count: comb(n, rank); below: 2**n P(count <= rank)
     while rank < (n + 1) // 2 and below <= tail:
+        count = count * (n - rank) // (rank + 1)
         rank += 1
-        below += math.comb(n, rank)
+        below += count
     return ratios[rank - 1], ratios[n - rank]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import random
 import subprocess
 import sys
@@ -69,6 +70,15 @@ def test_ratio_interval_is_the_sign_test_interval_of_the_median(rounds, ranks):
     ratios = list(range(1, rounds + 1))  # the k-th smallest ratio is k; ranks from tables of the 95 % interval
     random.Random(rounds).shuffle(ratios)
     assert paired_ratio_interval(_samples(ratios), _samples([1.0] * rounds)) == ranks
+
+
+def test_ratio_interval_of_thousands_of_rounds_follows_the_normal_approximation():
+    rounds = 3000  # 2**3000 is beyond a float; model_seconds=150 takes about 2500 rounds at ONNX Runtime batch 1
+    ratios = list(range(1, rounds + 1))
+    random.Random(rounds).shuffle(ratios)
+    low, high = paired_ratio_interval(_samples(ratios), _samples([1.0] * rounds))
+    assert abs(low - (rounds / 2 - 1.959964 * math.sqrt(rounds) / 2)) <= 2  # the sign test's rank, approximately
+    assert high == rounds + 1 - low
 
 
 def test_ratio_interval_covers_the_true_median_95_percent_of_the_time():
