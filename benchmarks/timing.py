@@ -126,11 +126,10 @@ def paired_ratio_interval(a: Timing, b: Timing, confidence: float = 0.95) -> tup
     n = len(ratios)
     # In units of 2**-n, the probability of each count of a Binomial(n, 1/2); exact, as 2**n overflows a float.
     tail = Fraction(1 - confidence) / 2 * 2**n
-    rank, count, below = 1, n, 1 + n  # count: comb(n, rank); below: 2**n P(count <= rank)
+    rank, below = 1, math.comb(n, 0) + math.comb(n, 1)  # below: 2**n P(count <= rank)
     while rank < (n + 1) // 2 and below <= tail:
-        count = count * (n - rank) // (rank + 1)
         rank += 1
-        below += count
+        below += math.comb(n, rank)
     return ratios[rank - 1], ratios[n - rank]
 
 
