@@ -1,10 +1,11 @@
-"""Copy the summary of a benchmark run (machine line, speed targets, model-level table) into the README.
+"""Copy the summary of benchmark runs (machine line, speed targets, model-level table) into the README.
 
 The README holds the block between its ``<!-- benchmark:start -->`` and ``<!-- benchmark:end -->`` markers; this
-script rewrites that block from a results JSON file written by ``benchmarks/run.py``.
+script rewrites that block from results JSON files written by ``benchmarks/run.py``: every table of the summary from
+the first, and the speed targets of each further one (the same benchmark on other machines).
 
 Usage:
-    python benchmarks/readme_tables.py                                   # benchmarks/results/cpu-full.json
+    python benchmarks/readme_tables.py          # benchmarks/results/cpu-full.json, then cpu-full-*.json
     python benchmarks/readme_tables.py --results benchmarks/results/cpu-short.json
 """
 
@@ -41,22 +42,32 @@ def write_block(readme: Path, name: str, content: str) -> None:
     readme.write_text(_block(name).sub(lambda _: block, readme.read_text()))
 
 
-def update_readme(readme: Path, results: Path) -> None:
-    """Replace the README's benchmark block with the summary of the results JSON `results`."""
-    try:
-        content = report.summary(json.loads(results.read_text()))
-    except (ValueError, KeyError) as err:  # json.JSONDecodeError is a ValueError
-        raise ValueError(f"{results} is not a benchmark results file of benchmarks/run.py: {err!r}") from err
+def update_readme(readme: Path, results: Path, *elsewhere: Path) -> None:
+    """Replace the README's benchmark block with the summary of the results JSON `results`, followed by the speed
+    targets of each results JSON in `elsewhere`."""
+    runs = []
+    for path in (results, *elsewhere):
+        try:
+            runs.append(json.loads(path.read_text()))
+            content = report.summary(*runs)
+        except (ValueError, KeyError) as err:  # json.JSONDecodeError is a ValueError
+            raise ValueError(f"{path} is not a benchmark results file of benchmarks/run.py: {err!r}") from err
     write_block(readme, "benchmark", content)
+
+
+def default_results() -> list[Path]:
+    """The full CPU runs saved in benchmarks/results: cpu-full.json, then those of other machines, cpu-full-*.json."""
+    folder = ROOT / "benchmarks" / "results"
+    return [folder / "cpu-full.json", *sorted(folder.glob("cpu-full-*.json"))]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results" / "cpu-full.json")
+    parser.add_argument("--results", type=Path, nargs="+", default=default_results())
     parser.add_argument("--readme", type=Path, default=ROOT / "README.md")
     args = parser.parse_args()
-    update_readme(args.readme, args.results)
-    print(f"{args.readme}: benchmark block updated from {args.results}")
+    update_readme(args.readme, *args.results)
+    print(f"{args.readme}: benchmark block updated from {', '.join(map(str, args.results))}")
 
 
 if __name__ == "__main__":

@@ -126,31 +126,45 @@ def markdown(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def summary(results: dict) -> str:
-    """The machine line, the speed targets, the model-level table and the range of each module-level ratio, their
-    headings at level 4 (for the README)."""
-    if not results.get("targets") or not results.get("model"):
-        raise ValueError("results have no speed targets or no model-level records")
-    lines = [machine_line(results), "", *_targets_table(results["targets"]), *_model_table(results["model"])]
-    lines += _module_summary(results.get("module", []))
+def summary(results: dict, *elsewhere: dict) -> str:
+    """The machine line, the speed targets, the model-level table and the range of each module-level ratio of
+    `results`, then the speed targets of each run in `elsewhere` (the same benchmark on other machines) with its
+    machine line; headings at level 4 (for the README)."""
+    for run in (results, *elsewhere):
+        if not run.get("targets") or not run.get("model"):
+            raise ValueError("results have no speed targets or no model-level records")
+    named = bool(elsewhere)  # several machines: name each in its targets heading
+    lines = [machine_line(results), "", *_targets_table(results["targets"], _cpu(results) if named else None)]
+    lines += _model_table(results["model"]) + _module_summary(results.get("module", []))
+    for run in elsewhere:
+        lines += [*_targets_table(run["targets"], _cpu(run)), f"Measured on {machine_line(run, explain=False)}", ""]
     return "\n".join(f"##{line}" if line.startswith("## ") else line for line in lines).strip()
 
 
-def machine_line(results: dict) -> str:
-    """Machine, versions, date and how to read the times."""
+def machine_line(results: dict, explain: bool = True) -> str:
+    """Machine, versions and date, and unless `explain` is False, how to read the times."""
     meta = results["meta"]
     m = meta["machine"]
-    return (
-        f"{m['cpu']}"
+    line = (
+        _cpu(results)
         + (f" ({m['cpu_caches']})" if m.get("cpu_caches") else "")
         + f", {m['logical_cpus']} logical CPUs, torch threads: {meta['threads']}"
         + (f", GPU {m['gpu']}" if "gpu" in m else "")
         + f"; torch {m['torch']}, ultralytics {m['ultralytics']}, onnxruntime {m['onnxruntime']}, timm {m['timm']};"
         + (f" CBAM on {m['cbam_kernels']};" if "cbam_kernels" in m else "")
-        + f" {meta['date']}. Times are medians of interleaved samples; a ratio is ours / theirs (lower is better),"
-        + " the median over rounds of the two samples taken back to back. Other load on the machine only adds time,"
-        + " so the ratio of the fastest samples is shown too."
+        + f" {meta['date']}."
     )
+    if not explain:
+        return line
+    return line + (
+        " Times are medians of interleaved samples; a ratio is ours / theirs (lower is better), the median over rounds"
+        " of the two samples taken back to back. Other load on the machine only adds time, so the ratio of the fastest"
+        " samples is shown too."
+    )
+
+
+def _cpu(results: dict) -> str:
+    return results["meta"]["machine"]["cpu"]
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
@@ -163,12 +177,12 @@ def _ms(t: dict) -> str:
     return f"{v:.3g}" if v < 100 else f"{v:.0f}"
 
 
-def _targets_table(targets: list[dict]) -> list[str]:
+def _targets_table(targets: list[dict], cpu: str | None = None) -> list[str]:
     if not targets:
         return []
     met = sum(t["met"] for t in targets)
     close = sum(bool(t.get("within_noise")) for t in targets)
-    heading = f"## Speed targets (CPU): {met} of {len(targets)} met"
+    heading = f"## Speed targets ({f'CPU: {cpu}' if cpu else 'CPU'}): {met} of {len(targets)} met"
     if close:
         heading += f"; {close} with the limit inside the 95 % interval of the ratio"
     lines = [heading, ""]

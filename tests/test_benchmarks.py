@@ -228,6 +228,46 @@ def test_readme_block_is_rewritten_from_the_results(tmp_path):
     assert "#### Module level\n" not in text and "ours ms" not in text  # but not the per-layer table
 
 
+def test_runs_on_other_machines_add_their_speed_targets(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("<!-- benchmark:start -->\nold\n<!-- benchmark:end -->\n")
+    other = {
+        **RESULTS,
+        "meta": {**RESULTS["meta"], "date": "2026-02-02 00:00 UTC", "machine": {**MACHINE, "cpu": "Other CPU"}},
+        "targets": [{"target": "yolov8n eager b1", "ratio": 1.05, "limit": 1.03, "met": False}],
+    }
+    paths = [tmp_path / "cpu-full.json", tmp_path / "cpu-full-other.json"]
+    for path, run in zip(paths, (RESULTS, other), strict=True):
+        path.write_text(json.dumps(run))
+    readme_tables.update_readme(readme, *paths)
+    first, second = readme.read_text().split("#### Speed targets (CPU: Other CPU): 0 of 1 met\n")
+    assert "#### Speed targets (CPU: Test CPU): 1 of 2 met" in first and "#### Model level" in first
+    assert "| yolov8n eager b1 | 1.050 | – | ≤ 1.03 | **no** |" in second and "Model level" not in second
+    assert "Measured on Other CPU, 2 logical CPUs" in second and "2026-02-02 00:00 UTC." in second
+    assert "2026-02-02" not in first and "Other CPU" not in first
+
+
+def test_a_bad_results_file_among_several_is_named_and_the_readme_kept(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("<!-- benchmark:start -->\nold\n<!-- benchmark:end -->\n")
+    good, bad = tmp_path / "cpu-full.json", tmp_path / "cpu-full-other.json"
+    good.write_text(json.dumps(RESULTS))
+    bad.write_text(json.dumps({**RESULTS, "targets": []}))
+    with pytest.raises(ValueError, match=r"cpu-full-other\.json is not a benchmark results file"):
+        readme_tables.update_readme(readme, good, bad)
+    assert "old" in readme.read_text()
+
+
+def test_readme_block_is_the_one_written_from_the_saved_results(tmp_path):
+    readme = Path(readme_tables.__file__).parents[1] / "README.md"
+    copy = tmp_path / "README.md"
+    copy.write_text(readme.read_text())
+    runs = readme_tables.default_results()
+    assert [p.name for p in runs[:2]] == ["cpu-full.json", "cpu-full-xeon.json"]
+    readme_tables.update_readme(copy, *runs)
+    assert copy.read_text() == readme.read_text()
+
+
 @pytest.mark.parametrize("content", ["not json", json.dumps({**RESULTS, "model": []}), json.dumps({"targets": [1]})])
 def test_bad_inputs_are_refused_and_the_readme_kept(tmp_path, content):
     readme = tmp_path / "README.md"
