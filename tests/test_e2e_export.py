@@ -15,7 +15,7 @@ import torch
 from ultralytics import YOLO
 from ultralytics.nn.tasks import DetectionModel
 
-from ultralytics_cbam import ChannelAttention, SpatialAttention
+from ultralytics_cbam import CBAM, ChannelAttention, SpatialAttention
 from ultralytics_cbam.ablation import Variant, build_variant
 
 IMGSZ = 64
@@ -117,3 +117,19 @@ def test_single_attention_models_export_the_blocked_graph(variant, tmp_path, coc
         assert 0 < cropped == sum(h % 4 != 0 or w % 4 != 0 for h, w in sizes) < 4
     x = batch(coco8_images, IMGSZ)
     assert_close(onnx_output(path, x), pytorch_output(tmp_path / "model.pt", x))
+
+
+@pytest.mark.skipif(not hasattr(getattr(torch.onnx, "ops", None), "symbolic"), reason="no torch.onnx.ops.symbolic")
+def test_torch_export_records_the_blocked_graph(weights, tmp_path, coco8_images):
+    """torch.onnx.export's default exporter from torch 2.9 on (torch.export-based, behind Ultralytics 8.1 and 8.2's
+    `format=onnx`) records the same blocked-layout graph as the TorchScript tracer for a trained CBAM model, through
+    the proxies its tracing hands out for Ultralytics' sub-modules, and computes what PyTorch computes."""
+    model = YOLO(weights).model.fuse().eval()
+    x = batch(coco8_images, IMGSZ)
+    path = tmp_path / "model.onnx"
+    torch.onnx.export(model, (x,), str(path), input_names=["images"], opset_version=18, dynamo=True)
+    ops = [n.op_type for n in onnx.load(str(path)).graph.node]
+    layers = sum(isinstance(m, CBAM) for m in model.modules())
+    assert layers == 4 and ops.count("GlobalAveragePool") == ops.count("DepthToSpace") == layers
+    assert ops.count("GlobalMaxPool") == 2 * layers and not {"MatMul", "ReduceMax"} & set(ops)
+    assert_close(onnx_output(path, x), pytorch_output(weights, x))

@@ -228,14 +228,25 @@ def test_onnx_export_keeps_dynamic_sizes(tmp_path):
         torch.testing.assert_close(torch.from_numpy(y), ref_cbam(x, m), atol=1e-5, rtol=1e-4)
 
 
-def test_default_onnx_exporter_keeps_dynamic_sizes(tmp_path):
-    """torch.onnx.export's default exporter (torch.export with onnxscript) records the plain formula, sizes symbolic."""
+@pytest.mark.parametrize("symbolic_ops", [True, False])
+def test_default_onnx_exporter_keeps_dynamic_sizes(tmp_path, monkeypatch, symbolic_ops):
+    """torch.onnx.export's default exporter (torch.export with onnxscript) keeps sizes symbolic: in the blocked-layout
+    graph, and in the plain formula it records where torch has no torch.onnx.ops.symbolic (before 2.8)."""
+    import onnx
     import onnxruntime as ort  # the default exporter needs onnxscript too (a test dependency)
 
+    from ultralytics_cbam import onnx_graph
+
+    if not symbolic_ops:
+        monkeypatch.setattr(onnx_graph, "records_blocked_graph", lambda: False)
+    elif not hasattr(getattr(torch.onnx, "ops", None), "symbolic"):
+        pytest.skip("torch has no torch.onnx.ops.symbolic")
     m = randomized(CBAM(16, 4)).eval()
     path = tmp_path / "cbam.onnx"
     dims = {0: "n", 2: "h", 3: "w"}
     torch.onnx.export(m, (torch.randn(2, 16, 8, 8),), str(path), input_names=["x"], dynamic_shapes=(dims,), dynamo=True)
+    ops = {node.op_type for node in onnx.load(str(path)).graph.node}
+    assert ("DepthToSpace" in ops) == symbolic_ops and ("MatMul" in ops) != symbolic_ops
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     for shape in [(2, 16, 8, 8), (3, 16, 13, 5), (1, 16, 2, 3)]:
         x = torch.randn(*shape)
@@ -276,11 +287,14 @@ def test_plain_onnx_graph_of_attention_modules_uses_the_ops_onnx_runtime_runs_fa
 
 
 def test_torch_export_keeps_sizes_dynamic_in_onnx_export(monkeypatch):
-    """Under torch.export (which the dynamo ONNX exporter uses) the export-only kernels must not pin symbolic sizes."""
+    """Under torch.export (which the dynamo ONNX exporter uses) the export-only kernels of the plain formula, which
+    that exporter records where torch has no torch.onnx.ops.symbolic, must not pin symbolic sizes."""
     Dim = pytest.importorskip("torch.export").Dim  # torch >= 2.1
     from ultralytics_cbam import modules as cbam_modules
+    from ultralytics_cbam import onnx_graph
 
     monkeypatch.setattr(cbam_modules, "_exporting_onnx", lambda: True)
+    monkeypatch.setattr(onnx_graph, "records_blocked_graph", lambda: False)
     m = randomized(CBAM(8, 4)).eval()
     dims = {0: Dim("n"), 2: Dim("h", min=2), 3: Dim("w", min=2)}
     exported = torch.export.export(m, (torch.randn(2, 8, 64, 64),), dynamic_shapes=(dims,))

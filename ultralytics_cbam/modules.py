@@ -14,8 +14,8 @@ MLP in one pass (as a matrix product), and the 2 -> 1 spatial convolution runs o
 * the plain formula, op by op, for tracing, ONNX export, ``torch.compile``, functorch transforms, autocast, hooks on
   the ``channel``/``spatial`` sub-modules, mixed dtypes and double backward. In ONNX export the mean over C is a
   MatMul and the spatial convolution a depthwise one plus a sum, which ONNX Runtime runs faster, and maxima are
-  GlobalMaxPools. A CBAM, ChannelAttention or SpatialAttention layer exported by the TorchScript tracer records
-  ``onnx_graph``'s graph instead, which keeps ONNX Runtime's blocked layout through the layer.
+  GlobalMaxPools. A CBAM, ChannelAttention or SpatialAttention layer records ``onnx_graph``'s graph instead, which
+  keeps ONNX Runtime's blocked layout through the layer.
 
 ``ChannelAttention`` and ``SpatialAttention`` used as layers of their own take CBAM's C kernels too (with a unit gate
 for the other half), with autograd or without, and PyTorch kernels (matrix-product means, the folded convolution)
@@ -394,20 +394,20 @@ def _spatial_descriptors(x: torch.Tensor, matmul: bool) -> torch.Tensor:
 
 def _blocked_layout_export(module: nn.Module, x: torch.Tensor) -> bool:
     """Whether to record the blocked-layout graph (onnx_graph) for a CBAM, ChannelAttention or SpatialAttention:
-    ONNX exports by the TorchScript tracer (the one Ultralytics uses; the graph's custom ONNX ops need it), for
-    stock sub-modules of the input's dtype and no hooks."""
-    if not (_exporting_onnx() and torch.jit.is_tracing()):
+    ONNX exports by an exporter that can record it, for stock sub-modules of the input's dtype and no hooks."""
+    if not (_exporting_onnx() and onnx_graph.records_blocked_graph()):
         return False
-    parts = (module.channel, module.spatial) if type(module) is CBAM else (module,)
+    is_cbam = type(module) is CBAM or _proxy_of(module, CBAM)
+    parts = (module.channel, module.spatial) if is_cbam else (module,)
     subs: list[nn.Module] = []
     for part in parts:
-        if type(part) is ChannelAttention and _stock_mlp(part):
+        if (type(part) is ChannelAttention or _proxy_of(part, ChannelAttention)) and _stock_mlp(part):
             subs += [part.fc1, part.act, part.fc2]
-        elif type(part) is SpatialAttention and _stock_conv(part.conv):
+        elif (type(part) is SpatialAttention or _proxy_of(part, SpatialAttention)) and _stock_conv(part.conv):
             subs.append(part.conv)
         else:
             return False
-    called = subs + (list(parts) if type(module) is CBAM else [])  # the modules the plain formula calls
+    called = subs + (list(parts) if is_cbam else [])  # the modules the plain formula calls
     return not _has_hooks(*called) and all(p.dtype == x.dtype for sub in subs for p in sub.parameters())
 
 
@@ -461,20 +461,27 @@ def _stock_mlp(channel: ChannelAttention) -> bool:
 
 
 def _stock_mlp_parts(fc1: nn.Module | None, act: nn.Module | None, fc2: nn.Module | None) -> bool:
-    return type(act) is nn.ReLU and _plain_conv(fc1, 1) and _plain_conv(fc2, 1)
+    return (type(act) is nn.ReLU or _proxy_of(act, nn.ReLU)) and _plain_conv(fc1, 1) and _plain_conv(fc2, 1)
 
 
 def _stock_conv(conv: nn.Module) -> bool:
     """Whether the spatial convolution is still the bias-free 2 -> 1, odd k x k, 'same' one the fast paths compute."""
-    if type(conv) is not nn.Conv2d:
+    if type(conv) is not nn.Conv2d and not _proxy_of(conv, nn.Conv2d):
         return False
     k = conv.kernel_size[0]
     return k % 2 == 1 and conv.bias is None and (conv.in_channels, conv.out_channels) == (2, 1) and _plain_conv(conv, k)
 
 
+def _proxy_of(module: object, cls: type) -> bool:
+    """Whether `module` is an instance of exactly `cls` seen through a proxy of torch.export's non-strict tracing, which
+    may hand out sub-modules as instances of a class made for each, with bases (torch.fx's AttrProxy, their class)."""
+    bases = type(module).__bases__
+    return len(bases) == 2 and bases[1] is cls and bases[0].__name__ == "AttrProxy"
+
+
 def _plain_conv(conv: nn.Module, k: int) -> bool:
     """An nn.Conv2d with a k x k kernel, 'same' zero padding, no stride, dilation or groups."""
-    if type(conv) is not nn.Conv2d:
+    if type(conv) is not nn.Conv2d and not _proxy_of(conv, nn.Conv2d):
         return False
     settings = (conv.kernel_size, conv.stride, conv.padding, conv.dilation, conv.groups, conv.padding_mode)
     return settings == ((k, k), (1, 1), (k // 2, k // 2), (1, 1), 1, "zeros")

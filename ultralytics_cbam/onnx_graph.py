@@ -23,9 +23,11 @@ Resize, whose scales must be fixed; it is broadcast over the map instead, and in
 it, in place of the 1 -> C convolution (see ``_ByMapSize``). Every convolution still runs blocked.
 
 ChannelAttention and SpatialAttention used as separate layers record their half of it. The maths is the paper's; only
-summation orders differ. Sizes stay symbolic, so dynamic exports run at any size. The TorchScript tracer (behind
-Ultralytics' ``format=onnx``) records this graph; its custom ONNX ops are ``symbolic`` methods, which only that
-exporter reads.
+summation orders differ. Sizes stay symbolic, so dynamic exports run at any size. Both of torch's exporters record this
+graph: the TorchScript tracer (which Ultralytics' ``format=onnx`` asks for in recent releases) through the
+``symbolic`` methods of the autograd Functions below, and the torch.export-based one (``dynamo=True``, torch's default
+from 2.9 on, and so what ``format=onnx`` of Ultralytics 8.1 and 8.2 runs) through ``torch.onnx.ops.symbolic`` (torch
+2.8 and later).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from __future__ import annotations
 import functools
 import itertools
 import warnings
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -171,7 +174,34 @@ def _spatial_gate(conv: nn.Conv2d, descriptors: torch.Tensor) -> torch.Tensor:
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         indices, mask = torch.tensor(indices, device=weight.device), torch.tensor(mask).to(weight)
     tiled = (weight.reshape(-1)[indices] * mask).view(_TILE * _TILE, 2, k + _TILE - 1, k + _TILE - 1)
+    if _records_symbolic_ops():
+        return _tiled_gate_ops(descriptors, tiled, k)
     return _SpatialGate.apply(descriptors, weight.view(2, 1, k, k), tiled, k)
+
+
+def _tiled_gate_ops(descriptors: torch.Tensor, tiled: torch.Tensor, k: int) -> torch.Tensor:
+    """_SpatialGate's graph (from opset 18 on) for the torch.export-based exporter."""
+    n, _, h, w = descriptors.shape
+    size = _fixed_map_size(descriptors)
+    whole_tiles = size is not None and all(s % _TILE == 0 for s in size)
+    pad, extra = k // 2, 0 if whole_tiles else _TILE - 1
+    rows, columns = (h + extra) // _TILE, (w + extra) // _TILE
+    tiles = _onnx_op(
+        "Conv",
+        descriptors,
+        tiled,
+        shape=(n, _TILE * _TILE, rows, columns),
+        kernel_shape=[k + _TILE - 1] * 2,
+        strides=[_TILE] * 2,
+        pads=[pad, pad, pad + extra, pad + extra],
+    )
+    gate = _onnx_op("DepthToSpace", tiles.sigmoid(), shape=(n, 1, rows * _TILE, columns * _TILE), blocksize=_TILE)
+    if whole_tiles:
+        return gate
+    if size is None:
+        return gate[:, :, :h, :w]
+    starts, ends, axes = (torch.tensor(v, device=gate.device) for v in ([0, 0], list(size), [2, 3]))
+    return _onnx_op("Slice", gate, starts, ends, axes, shape=(n, 1, h, w))  # one Slice, as the tracer's
 
 
 def _static_map_size(value) -> tuple[int, int] | None:
@@ -182,14 +212,66 @@ def _static_map_size(value) -> tuple[int, int] | None:
     return sizes[2], sizes[3]
 
 
+def _fixed_map_size(x: torch.Tensor) -> tuple[int, int] | None:
+    """(H, W) of a 4-D map in torch.export, where the export fixes both; None where it does not."""
+    h, w = x.shape[2:]
+    return (h, w) if isinstance(h, int) and isinstance(w, int) else None
+
+
+def records_blocked_graph() -> bool:
+    """Whether the ONNX export in progress can record this graph: always in the TorchScript tracer, in the
+    torch.export-based exporter where torch has torch.onnx.ops.symbolic."""
+    return torch.jit.is_tracing() or hasattr(getattr(torch.onnx, "ops", None), "symbolic")
+
+
+def _records_symbolic_ops() -> bool:
+    """True in an ONNX export by the torch.export-based exporter where torch has torch.onnx.ops.symbolic."""
+    return not torch.jit.is_tracing() and records_blocked_graph()
+
+
+def _onnx_op(op_type: str, *inputs: torch.Tensor, shape: Sequence, **attributes) -> torch.Tensor:
+    """One ONNX op for the torch.export-based exporter, with an output of `shape` and the first input's dtype."""
+    return torch.onnx.ops.symbolic(op_type, inputs, attributes, dtype=inputs[0].dtype, shape=shape)
+
+
+def _repeat_over_map(weights: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """(N, C, 1, 1) weights repeated over the map `like` (see _RepeatOverMap) in either exporter."""
+    if not _records_symbolic_ops():
+        return _RepeatOverMap.apply(weights, like)
+    size = _fixed_map_size(like)
+    if size is None:
+        return weights.expand_as(like)
+    scales = torch.tensor([1.0, 1.0, *map(float, size)], device=weights.device)
+    roi = torch.tensor([], dtype=torch.float32, device=weights.device)
+    return _onnx_op(
+        "Resize",
+        weights,
+        roi,
+        scales,
+        shape=like.shape,
+        mode="nearest",
+        coordinate_transformation_mode="asymmetric",
+        nearest_mode="floor",
+    )
+
+
+def _by_map_size(like: torch.Tensor, fixed: Callable[[], torch.Tensor], varying: Callable[[], torch.Tensor]):
+    """fixed() where the export fixes the height and width of `like`, varying() where it does not (see _ByMapSize)."""
+    if _records_symbolic_ops():
+        return fixed() if _fixed_map_size(like) is not None else varying()
+    return _ByMapSize.apply(like, fixed(), varying())
+
+
 def global_max(x: torch.Tensor) -> torch.Tensor:
-    """The max over all dimensions after the first two, kept as size 1; a GlobalMaxPool in ONNX."""
+    """The max over all dimensions after the first two, kept as size 1; a GlobalMaxPool in ONNX (see _GlobalMaxPool)."""
+    if _records_symbolic_ops():
+        return _onnx_op("GlobalMaxPool", x, shape=(*x.shape[:2], *[1] * (x.dim() - 2)))
     return _GlobalMaxPool.apply(x)
 
 
 def channel_max(x: torch.Tensor) -> torch.Tensor:
     """x.amax(1, keepdim=True) of an (N, C, H, W) map: a GlobalMaxPool over its pixel rows (see _pixel_rows)."""
-    return _GlobalMaxPool.apply(_pixel_rows(x)).view(x.shape[0], 1, x.shape[2], x.shape[3])
+    return global_max(_pixel_rows(x)).view(x.shape[0], 1, x.shape[2], x.shape[3])
 
 
 def _pixel_rows(x: torch.Tensor) -> torch.Tensor:
@@ -211,10 +293,14 @@ def blocked_channel_attention(channel: nn.Module, x: torch.Tensor) -> torch.Tens
     Resize is several times slower than a broadcast multiply."""
     w1, b1, w2 = _blocked_hidden(channel.fc1, channel.fc2)
     b2 = channel.fc2.bias
-    descriptors = torch.cat((F.adaptive_avg_pool2d(x, 1), global_max(x)), dim=1)
+    if _records_symbolic_ops():  # torch.export's records a ReduceMean, which has no blocked kernel
+        mean = _onnx_op("GlobalAveragePool", x, shape=(*x.shape[:2], 1, 1))
+    else:
+        mean = F.adaptive_avg_pool2d(x, 1)
+    descriptors = torch.cat((mean, global_max(x)), dim=1)
     hidden = F.conv2d(descriptors, torch.cat((w1, w1)), None if b1 is None else torch.cat((b1, b1)), groups=2).relu()
     gate = F.conv2d(hidden, torch.cat((w2, w2), dim=1), None if b2 is None else 2 * b2).sigmoid()
-    return _ByMapSize.apply(x, x * _RepeatOverMap.apply(gate, x), x * gate)
+    return _by_map_size(x, lambda: x * _repeat_over_map(gate, x), lambda: x * gate)
 
 
 def blocked_spatial_attention(spatial: nn.Module, y: torch.Tensor, after_channel_gate: bool = False) -> torch.Tensor:
@@ -225,13 +311,16 @@ def blocked_spatial_attention(spatial: nn.Module, y: torch.Tensor, after_channel
     """
     n, _, h, w = y.shape
     pixels = _pixel_rows(y)
-    means_and_maxima = torch.cat((pixels.mean(3, keepdim=True), _GlobalMaxPool.apply(pixels)), dim=1)
+    means_and_maxima = torch.cat((pixels.mean(3, keepdim=True), global_max(pixels)), dim=1)
     gate = _spatial_gate(spatial.conv, means_and_maxima.view(n, 2, h, w))
     with warnings.catch_warnings():  # the channels are fixed by the layers around; the tracer may record them so
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         channels = int(y.shape[1])
-    repeated = y * F.conv2d(gate, gate.new_ones((channels, 1, 1, 1)))
-    return _ByMapSize.apply(y, repeated, y * gate) if after_channel_gate else repeated
+
+    def repeated() -> torch.Tensor:
+        return y * F.conv2d(gate, gate.new_ones((channels, 1, 1, 1)))
+
+    return _by_map_size(y, repeated, lambda: y * gate) if after_channel_gate else repeated()
 
 
 class _ByMapSize(torch.autograd.Function):
