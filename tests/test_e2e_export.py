@@ -17,6 +17,7 @@ from ultralytics.nn.tasks import DetectionModel
 
 from ultralytics_cbam import CBAM, ChannelAttention, SpatialAttention
 from ultralytics_cbam.ablation import Variant, build_variant
+from ultralytics_cbam.onnx_graph import symbolic_ops_available
 
 IMGSZ = 64
 # Max abs difference allowed between an exported model's output and PyTorch's, over box coordinates (pixels) and
@@ -119,7 +120,7 @@ def test_single_attention_models_export_the_blocked_graph(variant, tmp_path, coc
     assert_close(onnx_output(path, x), pytorch_output(tmp_path / "model.pt", x))
 
 
-@pytest.mark.skipif(not hasattr(getattr(torch.onnx, "ops", None), "symbolic"), reason="no torch.onnx.ops.symbolic")
+@pytest.mark.skipif(not symbolic_ops_available(), reason="torch has no torch.onnx.ops.symbolic")
 def test_torch_export_records_the_blocked_graph(weights, tmp_path, coco8_images):
     """torch.onnx.export's default exporter from torch 2.9 on (torch.export-based, behind Ultralytics 8.1 and 8.2's
     `format=onnx`) records the same blocked-layout graph as the TorchScript tracer for a trained CBAM model, through

@@ -13,15 +13,14 @@ from test_modules import randomized, ref_cbam, ref_channel, ref_spatial
 from torch import nn
 
 from ultralytics_cbam import CBAM, ChannelAttention, SpatialAttention
+from ultralytics_cbam.onnx_graph import symbolic_ops_available
 
 NCHWC = "com.microsoft.nchwc"
 # torch's two ONNX exporters: the TorchScript tracer (dynamo=False) and the torch.export-based one (dynamo=True), which
 # records the blocked-layout graph through torch.onnx.ops.symbolic
 TORCH_EXPORT = pytest.param(
     "torch.export",
-    marks=pytest.mark.skipif(
-        not hasattr(getattr(torch.onnx, "ops", None), "symbolic"), reason="torch has no torch.onnx.ops.symbolic"
-    ),
+    marks=pytest.mark.skipif(not symbolic_ops_available(), reason="torch has no torch.onnx.ops.symbolic"),
 )
 EXPORTERS = ["torchscript", TORCH_EXPORT]
 

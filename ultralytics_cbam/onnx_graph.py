@@ -218,10 +218,15 @@ def _fixed_map_size(x: torch.Tensor) -> tuple[int, int] | None:
     return (h, w) if isinstance(h, int) and isinstance(w, int) else None
 
 
+def symbolic_ops_available() -> bool:
+    """Whether torch has torch.onnx.ops.symbolic (2.8 on), through which the torch.export-based exporter records ops."""
+    return hasattr(getattr(torch.onnx, "ops", None), "symbolic")
+
+
 def records_blocked_graph() -> bool:
     """Whether the ONNX export in progress can record this graph: always in the TorchScript tracer, in the
     torch.export-based exporter where torch has torch.onnx.ops.symbolic."""
-    return torch.jit.is_tracing() or hasattr(getattr(torch.onnx, "ops", None), "symbolic")
+    return torch.jit.is_tracing() or symbolic_ops_available()
 
 
 def _records_symbolic_ops() -> bool:
