@@ -110,18 +110,11 @@ class _SpatialGate(torch.autograd.Function):
     @staticmethod
     def symbolic(g, descriptors, depthwise, tiled, k):
         size = _static_map_size(descriptors)
-        whole_tiles = size is not None and all(s % _TILE == 0 for s in size)
         if size is None and g.opset < 10:  # Slice takes the crop's ends as an input from opset 10 on
             return _depthwise_gate(g, descriptors, depthwise, k)
-        pad, extra = k // 2, 0 if whole_tiles else _TILE - 1  # extra zero rows and columns: ceil(H / 4) tiles
-        tiles = g.op(
-            "Conv",
-            descriptors,
-            tiled,
-            kernel_shape_i=[k + _TILE - 1] * 2,
-            strides_i=[_TILE] * 2,
-            pads_i=[pad, pad, pad + extra, pad + extra],
-        )
+        extra, attributes = _tiled_conv(k, size)
+        whole_tiles = not extra
+        tiles = g.op("Conv", descriptors, tiled, **{f"{name}_i": value for name, value in attributes.items()})
         mode = {"mode_s": "DCR"} if g.opset >= 11 else {}  # DCR, the only mode before opset 11
         gate = g.op("DepthToSpace", g.op("Sigmoid", tiles), blocksize_i=_TILE, **mode)
         if whole_tiles:
@@ -133,6 +126,18 @@ class _SpatialGate(torch.autograd.Function):
         else:
             ends = g.op("Slice", g.op("Shape", descriptors), *(_ints(g, v) for v in ([2], [4], [0])))
         return g.op("Slice", gate, _ints(g, [0, 0]), ends, _ints(g, [2, 3]))
+
+
+def _tiled_conv(k: int, size: tuple[int, int] | None) -> tuple[int, dict[str, list[int]]]:
+    """The zero rows and columns the tiled convolution adds at the bottom and right (none where the map's fixed size is
+    whole tiles, else 3, which gives ceil(H / 4) x ceil(W / 4) tiles), and its ONNX attributes."""
+    extra = 0 if size is not None and all(s % _TILE == 0 for s in size) else _TILE - 1
+    pad = k // 2
+    return extra, {
+        "kernel_shape": [k + _TILE - 1] * 2,
+        "strides": [_TILE] * 2,
+        "pads": [pad, pad, pad + extra, pad + extra],
+    }
 
 
 def _depthwise_gate(g, descriptors, depthwise, k: int):
@@ -183,18 +188,10 @@ def _tiled_gate_ops(descriptors: torch.Tensor, tiled: torch.Tensor, k: int) -> t
     """_SpatialGate's graph (from opset 18 on) for the torch.export-based exporter."""
     n, _, h, w = descriptors.shape
     size = _fixed_map_size(descriptors)
-    whole_tiles = size is not None and all(s % _TILE == 0 for s in size)
-    pad, extra = k // 2, 0 if whole_tiles else _TILE - 1
+    extra, attributes = _tiled_conv(k, size)
+    whole_tiles = not extra
     rows, columns = (h + extra) // _TILE, (w + extra) // _TILE
-    tiles = _onnx_op(
-        "Conv",
-        descriptors,
-        tiled,
-        shape=(n, _TILE * _TILE, rows, columns),
-        kernel_shape=[k + _TILE - 1] * 2,
-        strides=[_TILE] * 2,
-        pads=[pad, pad, pad + extra, pad + extra],
-    )
+    tiles = _onnx_op("Conv", descriptors, tiled, shape=(n, _TILE * _TILE, rows, columns), **attributes)
     gate = _onnx_op("DepthToSpace", tiles.sigmoid(), shape=(n, 1, rows * _TILE, columns * _TILE), blocksize=_TILE)
     if whole_tiles:
         return gate
