@@ -10,7 +10,8 @@ trained alike: an untrained model's output hardly depends on the image, which hi
 
 Usage:
     python benchmarks/export_matrix.py                      # untrained yolov8n-cbam and yolov8n, imgsz 64
-    python benchmarks/export_matrix.py --weights best.pt --stock-weights stock.pt --imgsz 128 --readme README.md
+    python benchmarks/export_matrix.py --weights best.pt --stock-weights stock.pt --imgsz 128 \\
+        --readme docs/export-formats.md
 """
 
 from __future__ import annotations
@@ -220,7 +221,11 @@ def main() -> None:
     parser.add_argument("--autoinstall", action="store_true", help="let Ultralytics pip-install missing packages")
     parser.add_argument("--logs", type=Path, help="folder for each export's full log")
     parser.add_argument("--table", type=Path, help="write the Markdown table here too")
-    parser.add_argument("--readme", type=Path, help="README whose <!-- exports:start --> block receives the table")
+    parser.add_argument(
+        "--readme",
+        type=Path,
+        help="Markdown file (docs/export-formats.md) whose <!-- exports:start --> block receives the table",
+    )
     parser.add_argument("--one", help=argparse.SUPPRESS)
     parser.add_argument("--result", help=argparse.SUPPRESS)
     args = parser.parse_args()

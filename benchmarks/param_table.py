@@ -2,7 +2,7 @@
 
 Usage (from the repository root):
     python benchmarks/param_table.py                  # prints the table, writes benchmarks/results/param_table.md
-    python benchmarks/param_table.py readme=README.md # ... and into the README's <!-- params:start --> block
+    python benchmarks/param_table.py readme=docs/parameters.md  # ... and into its <!-- params:start --> block
     python benchmarks/param_table.py imgsz=320 save=/tmp/params.md
 """
 

@@ -1,6 +1,6 @@
-"""Copy the summary of benchmark runs (machine line, speed targets, model-level table) into the README.
+"""Copy the summary of benchmark runs (machine line, speed targets, model-level table) into benchmarks/README.md.
 
-The README holds the block between its ``<!-- benchmark:start -->`` and ``<!-- benchmark:end -->`` markers; this
+That file holds the block between its ``<!-- benchmark:start -->`` and ``<!-- benchmark:end -->`` markers; this
 script rewrites that block from results JSON files written by ``benchmarks/run.py``: every table of the summary from
 the first, and the speed targets of each further one (the same benchmark on other machines).
 
@@ -64,7 +64,7 @@ def default_results() -> list[Path]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--results", type=Path, nargs="+", default=default_results())
-    parser.add_argument("--readme", type=Path, default=ROOT / "README.md")
+    parser.add_argument("--readme", type=Path, default=ROOT / "benchmarks" / "README.md")
     args = parser.parse_args()
     update_readme(args.readme, *args.results)
     print(f"{args.readme}: benchmark block updated from {', '.join(map(str, args.results))}")

@@ -259,7 +259,7 @@ def test_a_bad_results_file_among_several_is_named_and_the_readme_kept(tmp_path)
 
 
 def test_readme_block_is_the_one_written_from_the_saved_results(tmp_path):
-    readme = Path(readme_tables.__file__).parents[1] / "README.md"
+    readme = Path(readme_tables.__file__).parent / "README.md"
     copy = tmp_path / "README.md"
     copy.write_text(readme.read_text())
     runs = readme_tables.default_results()
