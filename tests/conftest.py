@@ -1,4 +1,5 @@
-"""Shared test set-up: Ultralytics offline, its settings and runs in temp dirs, real photographs from coco8."""
+"""Shared test set-up: Ultralytics offline, every file a test run writes in one temporary folder that is removed at
+the end (settings, datasets, runs, caches, temp files, fresh processes' too), real photographs from tests/data/coco8."""
 
 from __future__ import annotations
 
@@ -11,7 +12,17 @@ _SANDBOX = Path(tempfile.mkdtemp(prefix="ultralytics-cbam-tests-"))
 os.environ["YOLO_OFFLINE"] = "1"
 os.environ["YOLO_CONFIG_DIR"] = str(_SANDBOX / "config")
 os.environ.setdefault("ULTRALYTICS_CBAM_AUTOLOAD", "1")
-os.environ["ULTRALYTICS_CBAM_CACHE_DIR"] = str(_SANDBOX / "kernels")  # the C kernels are built once per run
+# Temp files (pytest's tmp_path too) and the caches that torch, matplotlib and others keep in the home folder.
+for _var, _sub in {
+    "TMPDIR": "tmp",
+    "XDG_CACHE_HOME": "cache",
+    "XDG_CONFIG_HOME": "xdg-config",
+    "MPLCONFIGDIR": "matplotlib",
+    "TORCH_HOME": "torch",
+}.items():
+    os.environ[_var] = str(_SANDBOX / _sub)
+    (_SANDBOX / _sub).mkdir()
+tempfile.tempdir = os.environ["TMPDIR"]
 
 import pytest  # noqa: E402
 from ultralytics.utils import SETTINGS  # noqa: E402
@@ -23,18 +34,22 @@ SETTINGS.update(
     sync=False,
 )
 
+
+def pytest_unconfigure(config) -> None:
+    """Remove the temporary folder of the run, after pytest's own clean-up of tmp_path folders."""
+    shutil.rmtree(_SANDBOX, ignore_errors=True)
+
+
 REPO = Path(__file__).resolve().parents[1]
-COCO8 = REPO.parent / "shared" / "data" / "coco8"
+COCO8 = REPO / "tests" / "data" / "coco8"
 
 
 @pytest.fixture(scope="session")
 def coco8(tmp_path_factory) -> Path:
-    """A writable copy of the coco8 dataset; returns the path of its data YAML."""
-    if not COCO8.is_dir():
-        raise FileNotFoundError(f"test data not found: {COCO8}")
+    """A copy of the coco8 dataset (Ultralytics writes label caches beside the labels); returns its data YAML's path."""
     dst = tmp_path_factory.mktemp("data") / "coco8"
     shutil.copytree(COCO8, dst)
-    for path in dst.rglob("*"):  # the shared copy is read-only
+    for path in dst.rglob("*"):  # writable even where the checkout is not
         path.chmod(0o755 if path.is_dir() else 0o644)
     return dst / "coco8.yaml"
 
@@ -69,14 +84,3 @@ def trained_cbam(coco8, tmp_path_factory) -> Path:
     best = project / "train" / "weights" / "best.pt"
     assert best.is_file()
     return best
-
-
-@pytest.fixture(params=[1, 2], ids=["1-thread", "2-threads"])
-def threads(request):
-    """Run a test with 1 and with 2 torch threads: some kernels are chosen by, or split work by, the thread count."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(request.param)
-    yield request.param
-    torch.set_num_threads(before)

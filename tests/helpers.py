@@ -1,4 +1,4 @@
-"""Helpers for tests: code in fresh processes, and the C kernels where they can be tested."""
+"""Shared test code: files, checkpoints and commands in fresh processes."""
 
 from __future__ import annotations
 
@@ -56,21 +56,3 @@ def yolo_cli(args: list[str], cwd: Path, env: dict | None = None, timeout: int =
         text=True,
         timeout=timeout,
     )
-
-
-def c_kernels_or_skip():
-    """The loaded C kernels. Skips (saying why) only where no C compiler is found or the kernels are turned off; where a
-    compiler is found, a failed build fails the test."""
-    import pytest
-
-    from ultralytics_cbam import cpu_kernels
-
-    if not cpu_kernels.enabled():
-        pytest.skip(f"C kernels {cpu_kernels.unavailable_reason()}")
-    try:
-        compiler = cpu_kernels.find_compiler()
-    except cpu_kernels.KernelBuildError as e:
-        pytest.skip(f"C kernels cannot be built here: {e}")
-    lib = cpu_kernels.library()
-    assert lib is not None, f"{compiler} is present but the C kernels did not build: {cpu_kernels.unavailable_reason()}"
-    return lib
