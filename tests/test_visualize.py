@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import save_checkpoint
 from matplotlib import colormaps
 from ultralytics import YOLO
 from ultralytics.data.augment import LetterBox
@@ -133,6 +134,19 @@ def test_map_to_image_removes_the_letterbox_padding(coco8_images):
         np.testing.assert_allclose(map_to_image(1 - content, (IMGSZ, IMGSZ), image.shape[:2]), 0)
 
 
+def colour_indices(picture: np.ndarray, cmap: str = "jet") -> np.ndarray:
+    """For each BGR pixel, the index (0-255) of the nearest colour of the colour map's 256-entry table."""
+    table = colormaps[cmap](np.linspace(0, 1, 256))[:, 2::-1] * 255
+    distances = ((picture.reshape(-1, 1, 3).astype(np.float32) - table[None].astype(np.float32)) ** 2).sum(-1)
+    return distances.argmin(1).reshape(picture.shape[:2])
+
+
+def centre(picture: np.ndarray) -> np.ndarray:
+    """The part of a per-layer picture away from its label (top left) and scale bar (right edge)."""
+    h, w = picture.shape[:2]
+    return picture[h // 6 :, : 3 * w // 4]
+
+
 def test_per_layer_files_have_the_image_size_and_show_the_map(trained_cbam, coco8_images, tmp_path):
     path = coco8_images[0]
     image = cv2.imread(str(path))
@@ -141,12 +155,58 @@ def test_per_layer_files_have_the_image_size_and_show_the_map(trained_cbam, coco
     assert [f.name for f in layer_files] == [f"{path.stem}_{name}.png" for name in m.spatial]
     for name, f in zip(m.spatial, layer_files, strict=True):
         assert png_size(f) == image.shape[:2]
-        # with alpha 1 the pixels away from the labels and scale bar are the colour map of the upsampled map
-        saved = cv2.imread(str(f))
-        expected = colormaps["jet"](m.on_image(name))[..., 2::-1] * 255
-        h, w = image.shape[:2]
-        region = (slice(h // 3, 2 * h // 3), slice(w // 10, w // 2))
-        np.testing.assert_allclose(saved[region], expected[region], atol=1.01)
+        # with alpha 1 the pixels away from the labels and scale bar are the colour map of the upsampled map, its
+        # colours stretched from the map's minimum to its maximum
+        lo, hi = float(m.spatial[name].min()), float(m.spatial[name].max())
+        expected = colormaps["jet"]((m.on_image(name) - lo) / (hi - lo))[..., 2::-1] * 255
+        np.testing.assert_allclose(centre(cv2.imread(str(f))), centre(expected), atol=1.01)
+
+
+def test_default_colours_show_the_structure_of_a_briefly_trained_model(trained_cbam, coco8_images, tmp_path):
+    kwargs = {"source": coco8_images[0], "grid": False, "alpha": 1.0, "project": str(tmp_path)}
+    (default,) = visualize(trained_cbam, name="default", **kwargs)
+    (absolute,) = visualize(trained_cbam, name="absolute", normalize=False, **kwargs)
+    for name, f_default, f_absolute in zip(default.spatial, default.files, absolute.files, strict=False):
+        a = default.spatial[name]
+        assert a.max() - a.min() < 0.5  # one epoch: the gates stay near their start
+        shown = colour_indices(centre(cv2.imread(str(f_default))))
+        flat = colour_indices(centre(cv2.imread(str(f_absolute))))
+        # on the [0, 1] scale the map takes a narrow band of the colour map; by default it spans most of it
+        assert np.ptp(flat) < 0.5 * 255 <= np.ptp(shown), name
+
+
+@pytest.mark.parametrize("limits", [(0.0, 1.0), (0.4812, 0.5237), (0.49991, 0.50013), (0.2, 0.9)])
+def test_scale_bar_labels_give_the_limits(limits):
+    from ultralytics_cbam.attention_maps import scale_ticks
+
+    (p0, bottom), (p1, middle), (p2, top) = scale_ticks(limits)
+    lo, hi = limits
+    assert (p0, p1, p2) == (0.0, 0.5, 1.0)
+    digits = len(top.split(".")[1])
+    for label, value in ((bottom, lo), (middle, (lo + hi) / 2), (top, hi)):
+        assert abs(float(label) - value) <= 0.5 * 10**-digits
+    assert len({bottom, middle, top}) == 3  # the labels tell the limits apart
+
+
+def test_imgsz_defaults_to_the_training_size(trained_cbam, coco8_images):
+    path = coco8_images[0]
+    image = cv2.imread(str(path))
+    trained_at = YOLO(trained_cbam).overrides["imgsz"]
+    assert trained_at == 64
+    expected = LetterBox(trained_at, auto=True, stride=32)(image=image).shape[:2]
+    for model in (trained_cbam, YOLO(trained_cbam), YOLO(trained_cbam).model):
+        (m,) = visualize(model, source=path, save=False)
+        assert m.input_shape == expected
+    (m,) = visualize("yolov8n-cbam.yaml", source=path, save=False)  # no training size: Ultralytics' 640
+    assert m.input_shape == LetterBox(640, auto=True, stride=32)(image=image).shape[:2]
+
+
+def test_model_without_cbam_names_the_file_and_the_fix(coco8_images, tmp_path):
+    stock = save_checkpoint(YOLO("yolov8n.yaml"), tmp_path / "stock.pt")
+    with pytest.raises(ValueError) as e:
+        visualize(str(stock), source=coco8_images[0], save=False)
+    assert f"model '{stock}' has no CBAM" in str(e.value)
+    assert f"'yolo-cbam add model={stock}'" in str(e.value)
 
 
 def test_accepts_yaml_model_objects_and_batches(coco8_images, tmp_path):
@@ -211,8 +271,8 @@ def test_leaves_the_model_unchanged(coco8_images):
 
 def test_normalize_changes_only_the_pictures(trained_cbam, coco8_images, tmp_path):
     kwargs = {"source": coco8_images[0], "imgsz": 64, "project": str(tmp_path)}
-    (plain,) = visualize(trained_cbam, name="plain", **kwargs)
-    (stretched,) = visualize(trained_cbam, name="stretched", normalize=True, **kwargs)
+    (plain,) = visualize(trained_cbam, name="plain", normalize=False, **kwargs)
+    (stretched,) = visualize(trained_cbam, name="stretched", **kwargs)
     for name in plain.spatial:
         np.testing.assert_array_equal(plain.spatial[name], stretched.spatial[name])
     assert not np.array_equal(cv2.imread(str(plain.files[0])), cv2.imread(str(stretched.files[0])))
@@ -221,7 +281,7 @@ def test_normalize_changes_only_the_pictures(trained_cbam, coco8_images, tmp_pat
 @pytest.mark.parametrize(
     ("kwargs", "error", "match"),
     [
-        ({"model": "yolov8n.yaml"}, ValueError, "contains no CBAM"),
+        ({"model": "yolov8n.yaml"}, ValueError, "'yolov8n.yaml' has no CBAM"),
         ({"cmap": "not-a-map"}, ValueError, "cmap"),
         ({"alpha": 1.5}, ValueError, "alpha"),
         ({"imgsz": 0}, ValueError, "imgsz"),

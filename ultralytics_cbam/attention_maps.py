@@ -128,8 +128,9 @@ class _Recorder:
         return hook
 
 
-def _resolve_model(model, device: str | None) -> tuple[nn.Module, str]:
-    """Return the torch module and task of a YOLO model, a torch module, or a checkpoint/YAML path."""
+def _resolve_model(model, device: str | None) -> tuple[nn.Module, str, dict]:
+    """The torch module, task and settings (Ultralytics' model overrides) of a YOLO model, a torch module, or a
+    checkpoint or YAML path."""
     from ultralytics import YOLO
     from ultralytics.engine.model import Model
     from ultralytics.nn.tasks import BaseModel, guess_model_task
@@ -139,9 +140,11 @@ def _resolve_model(model, device: str | None) -> tuple[nn.Module, str]:
     if isinstance(model, Model):
         if not isinstance(model.model, nn.Module):
             raise ValueError(f"model {model.model!r} is not a PyTorch model (exported formats have no attention hooks)")
-        return model.model, model.task
+        return model.model, model.task, model.overrides
     if isinstance(model, nn.Module):
-        return model, guess_model_task(model) if isinstance(model, BaseModel) else "detect"
+        args = getattr(model, "args", None)  # a checkpoint's training settings
+        args = args if isinstance(args, dict) else vars(args) if args is not None else {}
+        return model, guess_model_task(model) if isinstance(model, BaseModel) else "detect", args
     if isinstance(model, (str, Path)):
         yolo = YOLO(str(model))
         net = yolo.model
@@ -149,9 +152,17 @@ def _resolve_model(model, device: str | None) -> tuple[nn.Module, str]:
             from ultralytics.utils.torch_utils import select_device
 
             net = net.to(select_device(device, verbose=False))
-        return net, yolo.task
+        return net, yolo.task, yolo.overrides
     kind = type(model).__name__
     raise TypeError(f"model must be a checkpoint or YAML path, a YOLO model or a torch module, got {kind}")
+
+
+def _model_name(model, net: nn.Module) -> str:
+    """The file a model came from, for messages; its class name where it has none."""
+    if isinstance(model, (str, Path)):
+        return str(model)
+    yaml_file = getattr(net, "yaml", {}).get("yaml_file") if isinstance(getattr(net, "yaml", None), dict) else None
+    return str(getattr(net, "pt_path", None) or yaml_file or type(net).__name__)
 
 
 def _images(source) -> Iterator[tuple[str, np.ndarray]]:
@@ -185,10 +196,15 @@ def _check_args(imgsz, alpha: float, cmap: str):
         raise ValueError(f"cmap={cmap!r} is not a matplotlib colour map, e.g. 'jet', 'turbo', 'viridis'")
     if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 <= alpha <= 1:
         raise ValueError(f"alpha must be a number in [0, 1], got {alpha!r}")
+    if imgsz is not None:
+        _check_imgsz(imgsz)
+    return colormaps[cmap]
+
+
+def _check_imgsz(imgsz) -> None:
     sizes = [imgsz] if isinstance(imgsz, (int, float)) else imgsz
     if not sizes or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in sizes):
         raise ValueError(f"imgsz must be a positive integer or [height, width], got {imgsz!r}")
-    return colormaps[cmap]
 
 
 def _save_dir(task: str, project: str | None, name: str, exist_ok: bool) -> Path:
@@ -205,11 +221,11 @@ def _save_dir(task: str, project: str | None, name: str, exist_ok: bool) -> Path
 def visualize(
     model="yolov8n-cbam.yaml",
     source=None,
-    imgsz: int | list[int] = 640,
+    imgsz: int | list[int] | None = None,
     grid: bool = True,
     cmap: str = "jet",
     alpha: float = 0.5,
-    normalize: bool = False,
+    normalize: bool = True,
     save: bool = True,
     project: str | None = None,
     name: str = "visualize",
@@ -227,13 +243,15 @@ def visualize(
     Args:
         model: Checkpoint or model YAML path, a YOLO model or a torch module containing CBAM layers.
         source: Image, list of images (paths, numpy arrays, PIL images), RGB tensor batch, folder, glob or video.
-        imgsz: Inference size, an int or [height, width].
+        imgsz: Inference size, an int or [height, width]. Default: the size a checkpoint was trained at, as in
+            Ultralytics' predict; 640 for other models.
         grid: One grid image per image instead of one file per layer.
         cmap: Matplotlib colour map of the overlays.
         alpha: Opacity of the colour map over the image.
-        normalize: Stretch the colours of each map (and the channel plot's axis) from its minimum to its maximum,
-            for weakly trained models whose weights all lie near 0.5; the scale bar shows that range. The returned
-            maps are never changed.
+        normalize: Stretch the colours of each map (and the channel plot's axis) from its minimum to its maximum, so
+            that the maps of briefly trained models, whose weights all lie near 0.5, show their structure; the scale
+            bar gives that range. False: colours span the full range [0, 1] of the gates. The returned maps are never
+            changed.
         save: Save the PNGs; False only returns the maps.
         project: Output project directory (default runs/<task>).
         name: Output directory name, incremented if it exists unless exist_ok.
@@ -248,10 +266,17 @@ def visualize(
     from ultralytics.utils.checks import check_imgsz
 
     colours = _check_args(imgsz, alpha, cmap)
-    net, task = _resolve_model(model, device)
+    net, task, settings = _resolve_model(model, device)
     layers = attention_layers(net)
     if not layers:
-        raise ValueError(f"model {type(net).__name__} contains no CBAM, ChannelAttention or SpatialAttention layer")
+        name = _model_name(model, net)
+        raise ValueError(
+            f"model '{name}' has no CBAM, ChannelAttention or SpatialAttention layer to visualize; insert CBAM with "
+            f"'yolo-cbam add model={name}' (add_cbam in Python) and train the result"
+        )
+    if imgsz is None:
+        imgsz = settings.get("imgsz") or 640
+        _check_imgsz(imgsz)
     stride = _stride(net)
     letterbox = LetterBox(check_imgsz(imgsz, stride=stride, min_dim=2), auto=True, stride=stride)
     param = next(net.parameters())
@@ -371,9 +396,7 @@ def _scale_bar(image: np.ndarray, colours, limits: tuple[float, float]) -> None:
     """Draw a vertical colour bar from limits[0] (bottom) to limits[1] (top) into the right edge of `image`."""
     h, w = image.shape[:2]
     scale = _text_scale(image)[0]
-    lo, hi = limits
-    digits = 1 if (lo, hi) == (0.0, 1.0) else max(3, 2 - math.floor(math.log10(max(hi - lo, 1e-6))))
-    ticks = [(k, f"{lo + k * (hi - lo):.{digits}f}") for k in (0.0, 0.5, 1.0)]
+    ticks = scale_ticks(limits)
     (tw, th), _ = cv2.getTextSize(ticks[-1][1], cv2.FONT_HERSHEY_SIMPLEX, scale * 0.8, 1)
     margin, bar_w, bar_h = max(min(h, w) // 40, 2), max(w // 40, 4), max(h // 2, 8)
     x1 = w - margin - tw - margin
@@ -388,6 +411,16 @@ def _scale_bar(image: np.ndarray, colours, limits: tuple[float, float]) -> None:
         cv2.line(image, (x1, y), (x1 + margin // 2, y), (255, 255, 255), 1)
         org = (x1 + margin // 2 + 1, min(max(y + th // 2, th), h - 1))
         cv2.putText(image, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale * 0.8, (255, 255, 255), 1, cv2.LINE_AA)
+
+
+def scale_ticks(limits: tuple[float, float]) -> list[tuple[float, str]]:
+    """(position from 0 at the bottom to 1 at the top, label) of the bottom, middle and top ticks of a scale bar.
+
+    Labels carry enough digits to tell the two limits apart: one for [0, 1], at least three otherwise.
+    """
+    lo, hi = limits
+    digits = 1 if (lo, hi) == (0.0, 1.0) else max(3, 2 - math.floor(math.log10(max(hi - lo, 1e-6))))
+    return [(k, f"{lo + k * (hi - lo):.{digits}f}") for k in (0.0, 0.5, 1.0)]
 
 
 def grid_image(tiles: list[np.ndarray]) -> np.ndarray:
