@@ -47,9 +47,15 @@ def run_python(code: str, cwd: Path, env: dict | None = None, timeout: int = 300
 
 def yolo_cli(args: list[str], cwd: Path, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
     """Run the stock `yolo` command line of this environment in a fresh process."""
-    yolo = Path(sys.executable).with_name("yolo")
+    return console_script("yolo", args, cwd, env, timeout)
+
+
+def console_script(
+    name: str, args: list[str], cwd: Path, env: dict | None = None, timeout: int = 600
+) -> subprocess.CompletedProcess:
+    """Run a command installed in this environment (`yolo`, `yolo-cbam`) in a fresh process."""
     return subprocess.run(
-        [str(yolo), *args],
+        [str(Path(sys.executable).with_name(name)), *args],
         cwd=cwd,
         env={**os.environ, **(env or {})},
         capture_output=True,

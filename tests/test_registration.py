@@ -91,7 +91,10 @@ def test_layers_built_directly_are_plain():
     [
         ([-1, 1, "CBM", []], r"layer 1 .*unknown module 'CBM'. Did you mean 'CBAM'"),
         ([-1, 1, "SpatialAtention", [7]], r"unknown module 'SpatialAtention'. Did you mean 'SpatialAttention'"),
-        ([-1, 1, "CBAM", [0]], r"layer 1 \(CBAM, args=\[0\]\).*reduction must be a positive integer, got 0"),
+        (
+            [-1, 1, "CBAM", [0]],
+            r"layer 1 \(backbone row 1: \[-1, 1, 'CBAM', \[0\]\]\): reduction must be a positive integer, got 0",
+        ),
         ([-1, 1, "CBAM", [16, 4]], r"kernel_size must be a positive odd integer, got 4"),
         ([-1, 1, "CBAM", ["x"]], r"reduction must be a positive integer, got 'x'"),
         ([-1, 1, "CBAM", [16, 7, False, 1]], r"CBAM takes at most 3 args \[reduction, kernel_size, bias\]"),

@@ -18,6 +18,8 @@ COMMANDS = {
     "visualize": ("ultralytics_cbam.attention_maps", "visualize", "save attention maps of a CBAM model"),
     "ablate": ("ultralytics_cbam.ablation", "ablate", "train and compare CBAM variants"),
 }
+# Errors of what a user gave (arguments, files, model YAMLs, a missing connection): one line, no traceback.
+USER_ERRORS = (ValueError, TypeError, LookupError, OSError)
 
 
 def _usage() -> str:
@@ -62,7 +64,21 @@ def main(argv: list[str] | None = None) -> object:
             raise SystemExit(
                 f"yolo-cbam {command}: unknown argument(s) {', '.join(unknown)}; valid: {', '.join(allowed)}"
             )
-    return func(**overrides)
+    try:
+        return func(**overrides)
+    except Exception as e:
+        if not _user_mistake(e):
+            raise
+        raise SystemExit(f"yolo-cbam {command}: {' '.join(str(e).split())}") from None
+
+
+def _user_mistake(e: BaseException | None) -> bool:
+    """Whether `e`, or an error it was raised from (e.g. Ultralytics' trainer on a missing data file), is a user's."""
+    while e is not None:
+        if isinstance(e, USER_ERRORS):
+            return True
+        e = e.__cause__
+    return False
 
 
 def entrypoint() -> None:

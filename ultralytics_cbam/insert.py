@@ -14,7 +14,7 @@ from pathlib import Path
 
 from torch import nn
 
-from ultralytics_cbam.integration import YAML_LAYER_NAMES, ModelYAMLError
+from ultralytics_cbam.integration import YAML_LAYER_NAMES, ModelYAMLError, yaml_row
 
 __all__ = ("CBAMInsertion", "add_cbam")
 
@@ -176,7 +176,9 @@ class _Source:
         rows = [list(row) for row in self.dict["backbone"] + self.dict["head"]]
         for i, row in enumerate(rows):
             if len(row) != 4:
-                raise ModelYAMLError(f"{self.describe()}, layer {i}: {row} is not a [from, repeats, module, args] row")
+                raise ModelYAMLError(
+                    f"{yaml_row(self.describe(), self.dict, i)}: a row must be [from, repeats, module, args]"
+                )
         return rows
 
     def describe(self) -> str:
@@ -303,7 +305,8 @@ def _backbone_strides(source: _Source, n_backbone: int) -> dict[int, int]:
         if source.module is not None:
             layers = list(source.module.model)
         else:
-            layers = list(_parse(source.dict, _smallest_scale(source.dict) or source.scale, source.channels))
+            d = {**source.dict, "yaml_file": str(source.path or source.name)}  # errors name the file
+            layers = list(_parse(d, _smallest_scale(d) or source.scale, source.channels))
         dtype = next((p.dtype for m in layers for p in m.parameters()), torch.float32)
         x = torch.zeros(1, source.channels, _PROBE_SIZE, _PROBE_SIZE, dtype=dtype)
         outputs, strides = [], {}

@@ -7,6 +7,7 @@ import functools
 import inspect
 import os
 import sys
+import warnings
 from types import FrameType, ModuleType
 
 from ultralytics_cbam.resources import packaged_yaml
@@ -16,6 +17,55 @@ YAML_LAYER_NAMES = ("CBAM", "ChannelAttention", "SpatialAttention")
 
 class ModelYAMLError(ValueError):
     """A model YAML row that cannot be built, with the file, row and reason in the message."""
+
+
+class _Patches:
+    """Every attribute the plugin sets in Ultralytics, so that one failure can put all of them back."""
+
+    _MISSING = object()
+
+    def __init__(self) -> None:
+        self._undo: list[tuple[object, str, object]] = []
+        self.failed = False
+
+    def set(self, owner: object, name: str, value: object) -> None:
+        """setattr(owner, name, value), remembering what was there before."""
+        self._undo.append((owner, name, vars(owner).get(name, self._MISSING)))
+        setattr(owner, name, value)
+
+    def undo(self) -> None:
+        """Restore every attribute set so far, newest first."""
+        for owner, name, old in reversed(self._undo):
+            if old is self._MISSING:
+                delattr(owner, name)
+            else:
+                setattr(owner, name, old)
+        self._undo.clear()
+
+
+PATCHES = _Patches()
+
+
+def patch(name: str, module: ModuleType) -> None:
+    """Patch the Ultralytics module `name` once it has loaded: all or nothing.
+
+    If any patch fails, every patch applied so far is undone, none is applied later, and one warning names the
+    Ultralytics version and what did not fit. Stock Ultralytics then runs exactly as without the plugin.
+    """
+    if PATCHES.failed:
+        return
+    try:
+        {"ultralytics.utils.checks": patch_checks, "ultralytics.nn.tasks": patch_tasks}[name](module)
+    except Exception as e:
+        PATCHES.undo()
+        PATCHES.failed = True
+        version = getattr(sys.modules.get("ultralytics"), "__version__", "(unknown version)")
+        warnings.warn(
+            f"ultralytics-cbam is inactive: it does not fit Ultralytics {version} ({name}: {e!r}). Ultralytics runs "
+            "unchanged, without CBAM; install a release of ultralytics-cbam that supports this Ultralytics.",
+            RuntimeWarning,
+            stacklevel=2,
+        )
 
 
 def patch_checks(checks: ModuleType) -> None:
@@ -47,7 +97,7 @@ def _replace_everywhere(original, replacement) -> None:
     name = original.__name__
     for module_name, module in list(sys.modules.items()):
         if module_name.split(".")[0] == "ultralytics" and getattr(module, name, None) is original:
-            setattr(module, name, replacement)
+            PATCHES.set(module, name, replacement)
 
 
 def patch_tasks(tasks: ModuleType) -> None:
@@ -56,9 +106,9 @@ def patch_tasks(tasks: ModuleType) -> None:
         return
     from ultralytics_cbam import modules, transfer
 
-    transfer.install(tasks)
+    PATCHES.set(tasks.BaseModel, "load", transfer.cbam_aware_load(tasks.BaseModel.load))
     for name in YAML_LAYER_NAMES:
-        setattr(tasks, name, _yaml_layer(getattr(modules, name)))
+        PATCHES.set(tasks, name, _yaml_layer(getattr(modules, name)))
     original = tasks.parse_model
 
     @functools.wraps(original)
@@ -67,7 +117,7 @@ def patch_tasks(tasks: ModuleType) -> None:
         return original(d, ch, *args, **kwargs)
 
     checked_parse_model.__wrapped_by_cbam__ = True
-    tasks.parse_model = checked_parse_model
+    PATCHES.set(tasks, "parse_model", checked_parse_model)
 
     original_guess = tasks.guess_model_task
 
@@ -93,6 +143,13 @@ def _source(d: dict) -> str:
     return f"model YAML '{d['yaml_file']}'" if d.get("yaml_file") else "model YAML"
 
 
+def yaml_row(source: str, d: dict, i: int) -> str:
+    """How every error names layer `i` of a model dict: "<source>, layer <i> (<section> row <j>: <row>)"."""
+    backbone, head = d.get("backbone") or [], d.get("head") or []
+    section, j, rows = ("backbone", i, backbone) if i < len(backbone) else ("head", i - len(backbone), head)
+    return f"{source}, layer {i} ({section} row {j}: {rows[j]})" if 0 <= j < len(rows) else f"{source}, layer {i}"
+
+
 def check_model_dict(d: dict, namespace: dict) -> None:
     """Raise ModelYAMLError for a missing section, a malformed row, an unknown module or a bad 'from' index.
 
@@ -104,10 +161,8 @@ def check_model_dict(d: dict, namespace: dict) -> None:
     for section in ("backbone", "head"):
         if not isinstance(d.get(section), list):
             raise ModelYAMLError(f"{source} has no '{section}' list of [from, repeats, module, args] rows")
-    rows = [("backbone", j, row) for j, row in enumerate(d["backbone"])]
-    rows += [("head", j, row) for j, row in enumerate(d["head"])]
-    for i, (section, j, row) in enumerate(rows):
-        where = f"{source}, layer {i} ({section} row {j}: {row})"
+    for i, row in enumerate(d["backbone"] + d["head"]):
+        where = yaml_row(source, d, i)
         if not (isinstance(row, (list, tuple)) and len(row) == 4):
             raise ModelYAMLError(f"{where}: a row must be [from, repeats, module, args]")
         f, n, m, args = row
@@ -131,7 +186,7 @@ def check_output_row(d: dict) -> None:
     if isinstance(last, (list, tuple)) and len(last) == 4 and last[2] in YAML_LAYER_NAMES:
         i = len(d.get("backbone") or []) + len(head) - 1
         raise ModelYAMLError(
-            f"{_source(d)}, layer {i} (head row {len(head) - 1}: {last}): the last row must be the output layer "
+            f"{yaml_row(_source(d), d, i)}: the last row must be the output layer "
             f"(Detect, Segment, Pose, OBB or Classify), not {last[2]}; put {last[2]} before it"
         )
 
@@ -175,7 +230,8 @@ def _yaml_layer(layer: type) -> type:
         if frame is None:  # not built from a YAML: behave like the layer itself
             return layer(*args)
         row = frame.f_locals
-        where = f"{_source(row.get('d') or {})}, layer {row['i']} ({layer.__name__}, args={list(args)})"
+        d = row.get("d") or {}
+        where = yaml_row(_source(d), d, row["i"])
         if len(args) > len(yaml_params):
             names = ", ".join(p.name for p in yaml_params)
             raise ModelYAMLError(f"{where}: {layer.__name__} takes at most {len(yaml_params)} args [{names}]")

@@ -11,13 +11,13 @@ from __future__ import annotations
 import copy
 import difflib
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 
 from torch import nn
 
-__all__ = ("TaskMismatchError", "TransferReport", "align_layers", "install", "transfer_weights")
+__all__ = ("TaskMismatchError", "TransferReport", "align_layers", "cbam_aware_load", "transfer_weights")
 
 _MAX_LISTED = 8  # shape mismatches named one by one in the log
 _FIRST_CONV = "model.0.conv.weight"
@@ -224,10 +224,29 @@ def load_checkpoint_model(path: str | Path) -> nn.Module:
     """The FP32 model of a checkpoint file, via Ultralytics' own loader (names the file if it is missing)."""
     from ultralytics.nn import tasks
 
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"checkpoint '{path}' not found")
     loader = getattr(tasks, "load_checkpoint", None) or tasks.attempt_load_one_weight
-    return loader(str(path))[0]
+    return loader(checkpoint_file(path))[0]
+
+
+def checkpoint_file(path: str | Path) -> str:
+    """The local file of a checkpoint path or URL, or of an Ultralytics asset name such as 'yolov8n.pt', found in or
+    downloaded to Ultralytics' weights folder as `yolo predict model=yolov8n.pt` does."""
+    from ultralytics.utils.downloads import GITHUB_ASSETS_NAMES, attempt_download_asset
+
+    if Path(path).is_file():
+        return str(path)
+    name = str(path).strip()
+    if (Path(name).name == name and name in GITHUB_ASSETS_NAMES) or name.lower().startswith(("http://", "https://")):
+        try:
+            file = attempt_download_asset(name)
+        except ConnectionError:
+            raise FileNotFoundError(
+                f"checkpoint '{path}' is not in the working folder or Ultralytics' weights folder, and downloading "
+                "it failed: connect to the internet or put the file here"
+            ) from None
+        if Path(file).is_file():
+            return file
+    raise FileNotFoundError(f"checkpoint '{path}' not found")
 
 
 def _load(model, weights, load, verbose: bool, other_task: bool) -> TransferReport:
@@ -313,14 +332,11 @@ def _involves_cbam(model: nn.Module, weights) -> bool:
     return layers is not None and source_layers is not None and any(map(is_cbam_layer, layers + source_layers))
 
 
-def install(tasks: ModuleType) -> None:
-    """Make ``BaseModel.load`` (used by ``YOLO(...).load`` and ``pretrained=``) move layers past CBAM rows.
+def cbam_aware_load(original: Callable) -> Callable:
+    """Wrap ``BaseModel.load`` (used by ``YOLO(...).load`` and ``pretrained=``) so that it moves layers past CBAM rows.
 
-    Models without CBAM on either side load exactly as before. Safe to call repeatedly.
+    Models without CBAM on either side load exactly as before.
     """
-    original = tasks.BaseModel.load
-    if getattr(original, "__wrapped_by_cbam__", False):
-        return
 
     @functools.wraps(original)
     def load(self, weights, verbose=True):
@@ -329,5 +345,4 @@ def install(tasks: ModuleType) -> None:
         _load(self, weights, original, verbose=verbose, other_task=False)
         return None
 
-    load.__wrapped_by_cbam__ = True
-    tasks.BaseModel.load = load
+    return load
