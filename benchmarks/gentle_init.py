@@ -29,9 +29,8 @@ from ultralytics.nn import tasks
 
 from benchmarks.readme_tables import check_block, write_block
 from ultralytics_cbam.init import gentle_init
-from ultralytics_cbam.transfer import install
 
-COCO8 = Path(__file__).resolve().parents[2] / "shared" / "data" / "coco8"
+COCO8 = Path(__file__).resolve().parents[1] / "tests" / "data" / "coco8"
 TRAIN = {"batch": 8, "workers": 0, "device": "cpu", "plots": False, "seed": 0, "deterministic": True, "amp": False}
 TRAIN |= {"mosaic": 0.0, "single_cls": True, "optimizer": "AdamW", "lr0": 0.002, "warmup_epochs": 0, "val": False}
 
@@ -96,7 +95,6 @@ def main() -> None:
     args = parser.parse_args()
     if args.readme:
         check_block(args.readme, "gentle")  # before the training, not after it
-    install(tasks)
     work = Path(tempfile.mkdtemp(prefix="gentle-init-"))
     os.environ.setdefault("YOLO_CONFIG_DIR", str(work / "config"))
     data = dataset(work, args.repeats)

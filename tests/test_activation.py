@@ -122,6 +122,26 @@ def test_late_explicit_import_after_ultralytics(tmp_path, coco8):
     assert result.stdout.split()[-1] == str(stock_plus_cbam_n())
 
 
+def test_activation_is_all_or_nothing(tmp_path):
+    """A release whose Ultralytics lacks something the plugin patches gets no patch at all, and one warning."""
+    code = (
+        "import warnings; warnings.simplefilter('always'); import ultralytics.utils.checks as c; "
+        "import ultralytics.nn.tasks as t; from ultralytics import __version__; "
+        "stock = (c.check_file, t.parse_model, t.BaseModel.load); guess = t.guess_model_task; del t.guess_model_task; "
+        "import ultralytics_cbam; t.guess_model_task = guess; "
+        "print('RESULT', (c.check_file, t.parse_model, t.BaseModel.load) == stock, hasattr(t, 'CBAM'), __version__); "
+        "from ultralytics import YOLO; YOLO('yolov8n-cbam.yaml')"
+    )
+    result = run_python(code, tmp_path, env={"ULTRALYTICS_CBAM_AUTOLOAD": "0"})
+    from ultralytics import __version__
+
+    assert result.stdout.split("RESULT")[-1].split() == ["True", "False", __version__], result.stderr
+    warnings = [line for line in result.stderr.splitlines() if "RuntimeWarning" in line]
+    assert len(warnings) == 1, result.stderr
+    assert f"Ultralytics {__version__}" in warnings[0] and "guess_model_task" in warnings[0]
+    assert result.returncode != 0 and "cbam.yaml' does not exist" in result.stderr  # stock behaviour
+
+
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("dist")

@@ -11,16 +11,21 @@ import sys
 import warnings
 from types import ModuleType
 
-# module name -> function in ultralytics_cbam.integration that patches it once it has loaded
-_TARGETS = {"ultralytics.utils.checks": "patch_checks", "ultralytics.nn.tasks": "patch_tasks"}
+# the Ultralytics modules that ultralytics_cbam.integration.patch patches once they have loaded
+_TARGETS = ("ultralytics.utils.checks", "ultralytics.nn.tasks")
+_broken: list[Exception] = []  # the error that kept the integration module from loading, if any
 
 
 def _patch(name: str, module: ModuleType) -> None:
+    if _broken:
+        return
     try:
-        patch = getattr(importlib.import_module("ultralytics_cbam.integration"), _TARGETS[name])
-        patch(module)
+        integration = importlib.import_module("ultralytics_cbam.integration")
     except Exception as e:  # a broken plugin must never break Ultralytics itself
-        warnings.warn(f"ultralytics-cbam could not patch {name}: {e!r}", RuntimeWarning, stacklevel=2)
+        _broken.append(e)
+        warnings.warn(f"ultralytics-cbam is inactive: {e!r}", RuntimeWarning, stacklevel=2)
+        return
+    integration.patch(name, module)
 
 
 class _PatchingLoader:

@@ -7,6 +7,7 @@ import functools
 import inspect
 import os
 import sys
+import warnings
 from types import FrameType, ModuleType
 
 from ultralytics_cbam.resources import packaged_yaml
@@ -16,6 +17,55 @@ YAML_LAYER_NAMES = ("CBAM", "ChannelAttention", "SpatialAttention")
 
 class ModelYAMLError(ValueError):
     """A model YAML row that cannot be built, with the file, row and reason in the message."""
+
+
+class _Patches:
+    """Every attribute the plugin sets in Ultralytics, so that one failure can put all of them back."""
+
+    _MISSING = object()
+
+    def __init__(self) -> None:
+        self._undo: list[tuple[object, str, object]] = []
+        self.failed = False
+
+    def set(self, owner: object, name: str, value: object) -> None:
+        """setattr(owner, name, value), remembering what was there before."""
+        self._undo.append((owner, name, vars(owner).get(name, self._MISSING)))
+        setattr(owner, name, value)
+
+    def undo(self) -> None:
+        """Restore every attribute set so far, newest first."""
+        for owner, name, old in reversed(self._undo):
+            if old is self._MISSING:
+                delattr(owner, name)
+            else:
+                setattr(owner, name, old)
+        self._undo.clear()
+
+
+PATCHES = _Patches()
+
+
+def patch(name: str, module: ModuleType) -> None:
+    """Patch the Ultralytics module `name` once it has loaded: all or nothing.
+
+    If any patch fails, every patch applied so far is undone, none is applied later, and one warning names the
+    Ultralytics version and what did not fit. Stock Ultralytics then runs exactly as without the plugin.
+    """
+    if PATCHES.failed:
+        return
+    try:
+        {"ultralytics.utils.checks": patch_checks, "ultralytics.nn.tasks": patch_tasks}[name](module)
+    except Exception as e:
+        PATCHES.undo()
+        PATCHES.failed = True
+        version = getattr(sys.modules.get("ultralytics"), "__version__", "(unknown version)")
+        warnings.warn(
+            f"ultralytics-cbam is inactive: it does not fit Ultralytics {version} ({name}: {e!r}). Ultralytics runs "
+            "unchanged, without CBAM; install a release of ultralytics-cbam that supports this Ultralytics.",
+            RuntimeWarning,
+            stacklevel=2,
+        )
 
 
 def patch_checks(checks: ModuleType) -> None:
@@ -47,7 +97,7 @@ def _replace_everywhere(original, replacement) -> None:
     name = original.__name__
     for module_name, module in list(sys.modules.items()):
         if module_name.split(".")[0] == "ultralytics" and getattr(module, name, None) is original:
-            setattr(module, name, replacement)
+            PATCHES.set(module, name, replacement)
 
 
 def patch_tasks(tasks: ModuleType) -> None:
@@ -56,9 +106,9 @@ def patch_tasks(tasks: ModuleType) -> None:
         return
     from ultralytics_cbam import modules, transfer
 
-    transfer.install(tasks)
+    PATCHES.set(tasks.BaseModel, "load", transfer.cbam_aware_load(tasks.BaseModel.load))
     for name in YAML_LAYER_NAMES:
-        setattr(tasks, name, _yaml_layer(getattr(modules, name)))
+        PATCHES.set(tasks, name, _yaml_layer(getattr(modules, name)))
     original = tasks.parse_model
 
     @functools.wraps(original)
@@ -67,7 +117,7 @@ def patch_tasks(tasks: ModuleType) -> None:
         return original(d, ch, *args, **kwargs)
 
     checked_parse_model.__wrapped_by_cbam__ = True
-    tasks.parse_model = checked_parse_model
+    PATCHES.set(tasks, "parse_model", checked_parse_model)
 
     original_guess = tasks.guess_model_task
 

@@ -11,13 +11,13 @@ from __future__ import annotations
 import copy
 import difflib
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 
 from torch import nn
 
-__all__ = ("TaskMismatchError", "TransferReport", "align_layers", "install", "transfer_weights")
+__all__ = ("TaskMismatchError", "TransferReport", "align_layers", "cbam_aware_load", "transfer_weights")
 
 _MAX_LISTED = 8  # shape mismatches named one by one in the log
 _FIRST_CONV = "model.0.conv.weight"
@@ -332,14 +332,11 @@ def _involves_cbam(model: nn.Module, weights) -> bool:
     return layers is not None and source_layers is not None and any(map(is_cbam_layer, layers + source_layers))
 
 
-def install(tasks: ModuleType) -> None:
-    """Make ``BaseModel.load`` (used by ``YOLO(...).load`` and ``pretrained=``) move layers past CBAM rows.
+def cbam_aware_load(original: Callable) -> Callable:
+    """Wrap ``BaseModel.load`` (used by ``YOLO(...).load`` and ``pretrained=``) so that it moves layers past CBAM rows.
 
-    Models without CBAM on either side load exactly as before. Safe to call repeatedly.
+    Models without CBAM on either side load exactly as before.
     """
-    original = tasks.BaseModel.load
-    if getattr(original, "__wrapped_by_cbam__", False):
-        return
 
     @functools.wraps(original)
     def load(self, weights, verbose=True):
@@ -348,5 +345,4 @@ def install(tasks: ModuleType) -> None:
         _load(self, weights, original, verbose=verbose, other_task=False)
         return None
 
-    load.__wrapped_by_cbam__ = True
-    tasks.BaseModel.load = load
+    return load
