@@ -1,104 +1,98 @@
-"""Ablation runner: variant models, YAML rewiring, aggregation, and a tiny resumable grid trained on coco8."""
+"""Ablation runner: variants of any base model built by add_cbam's inserter, and a tiny resumable grid on coco8."""
 
 from __future__ import annotations
 
-import logging
 import statistics
+from pathlib import Path
 
 import cv2
-import numpy as np
 import pytest
 import torch
-from helpers import load_yaml, read_csv
+from ablate_helpers import ablate_logged
+from helpers import load_yaml, read_csv, run_python
 from ultralytics import YOLO
-from ultralytics.nn.modules import C2f, Detect
 from ultralytics.nn.tasks import DetectionModel
-from ultralytics.utils import LOGGER, remove_colorstr
-from ultralytics.utils.checks import check_yaml
+from ultralytics.utils import ROOT
 
-from ultralytics_cbam.ablation import Variant, ablate, build_variant, insert_layers, parse_seeds, summarize
+from ultralytics_cbam.ablation import ablate, parse_seeds
+from ultralytics_cbam.ablation_stats import compare
+from ultralytics_cbam.ablation_variants import Variant, build_variant, model_file_name, neck_places
+from ultralytics_cbam.insert import add_cbam
 from ultralytics_cbam.modules import CBAM, ChannelAttention, SpatialAttention
 from ultralytics_cbam.resources import packaged_yaml
 
 ATTENTION = (CBAM, ChannelAttention, SpatialAttention)
+HAS = {name: any((ROOT / "cfg" / "models").rglob(name)) for name in ("yolo11.yaml", "yolo26.yaml")}
+BASES = [
+    "yolov8n.yaml",
+    pytest.param("yolo11n.yaml", marks=pytest.mark.skipif(not HAS["yolo11.yaml"], reason="no YOLO11 before 8.3")),
+    pytest.param(
+        "yolo26n.yaml", marks=pytest.mark.skipif(not HAS["yolo26.yaml"], reason="this Ultralytics has no YOLO26")
+    ),
+]
 
 
 def n_params(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def build(name: str) -> DetectionModel:
-    return DetectionModel({**build_variant(Variant.parse(name)), "scale": "n"}, verbose=False).eval()
+def build(name: str, base: str = "yolov8n.yaml") -> DetectionModel:
+    d, _, scale = build_variant(Variant.parse(name), base)
+    return DetectionModel({**d, "scale": scale}, verbose=False).eval()
 
 
 def attention_layers(model: DetectionModel) -> list[torch.nn.Module]:
     return [m for m in model.model if isinstance(m, ATTENTION)]
 
 
-# --- YAML rewiring -------------------------------------------------------------------------------------------------
-
-
-def test_insert_layers_reproduces_the_packaged_cbam_yaml():
-    stock = load_yaml(check_yaml("yolov8.yaml"))
-    packaged = load_yaml(packaged_yaml("yolov8-cbam.yaml"))
-    # the design article: CBAM after the C2f of P2, P3, P4 (stock layers 2, 4, 6) and after SPPF (layer 9)
-    new = insert_layers(stock, {j: [-1, 1, "CBAM", []] for j in (2, 4, 6, 9)})
-    assert new["backbone"] == packaged["backbone"]
-    assert new["head"] == packaged["head"]
-    assert stock == load_yaml(check_yaml("yolov8.yaml"))  # the input is not modified
-
-
-def test_insert_layers_rewires_absolute_and_relative_indices():
-    d = {
-        "backbone": [[-1, 1, "A", []], [-1, 1, "B", []], [[-1, -2], 1, "Concat", [1]]],
-        "head": [[[0, 2], 1, "Concat", [1]], [-3, 1, "C", []]],
-    }
-    new = insert_layers(d, {0: [-1, 1, "X", []], 3: [-1, 1, "Y", []]})
-    # old -> new index: 0->0 (X at 1), 1->2, 2->3, 3->4 (Y at 5), 4->6; readers of 0 read X, readers of 3 read Y
-    assert new["backbone"] == [
-        [-1, 1, "A", []],
-        [-1, 1, "X", []],
-        [-1, 1, "B", []],
-        [[-1, -2], 1, "Concat", [1]],
-    ]
-    assert new["head"] == [[[1, 3], 1, "Concat", [1]], [-1, 1, "Y", []], [-4, 1, "C", []]]
-
-
-@pytest.mark.parametrize("index", [-1, 5, "2", True])
-def test_insert_layers_rejects_indices_outside_the_model(index):
-    d = {"backbone": [[-1, 1, "A", []]], "head": [[-1, 1, "B", []]]}
-    with pytest.raises(ValueError, match="cannot insert after layer"):
-        insert_layers(d, {index: [-1, 1, "X", []]})
-
-
 # --- variants ------------------------------------------------------------------------------------------------------
 
 
-def test_baseline_and_cbam_match_the_stock_and_packaged_models():
+@pytest.mark.parametrize("base", BASES)
+def test_cbam_variant_is_what_add_cbam_writes(base, tmp_path):
+    written = load_yaml(add_cbam(base, output=tmp_path / "added.yaml").yaml)
+    d, text, scale = build_variant(Variant.parse("cbam"), base)
+    assert scale == "n"
+    for section in ("backbone", "head"):
+        assert d[section] == written[section] == load_yaml_text(text)[section]
+    assert d["scales"] == {"n": written["scales"]["n"]}  # only the variant's scale
+
+
+def load_yaml_text(text: str) -> dict:
+    import yaml
+
+    return yaml.safe_load(text)
+
+
+def test_yolov8_cbam_variant_is_the_packaged_model():
+    packaged = load_yaml(packaged_yaml("yolov8-cbam.yaml"))
+    d, _, _ = build_variant(Variant.parse("cbam"), "yolov8n.yaml")
+    assert d["backbone"] == packaged["backbone"] and d["head"] == packaged["head"]
     baseline, cbam = build("baseline"), build("cbam")
     assert n_params(baseline) == n_params(YOLO("yolov8n.yaml").model)
     assert n_params(cbam) == n_params(YOLO("yolov8n-cbam.yaml").model)
     assert not attention_layers(baseline)
-    assert [m.i for m in attention_layers(cbam)] == [3, 6, 9, 13]
 
 
+@pytest.mark.parametrize("base", BASES)
 @pytest.mark.parametrize(
     ("name", "kind", "reduction", "kernel_size"),
     [
+        ("cbam", CBAM, 16, 7),
         ("channel", ChannelAttention, 16, None),
         ("spatial", SpatialAttention, None, 7),
         ("r8", CBAM, 8, 7),
-        ("r32", CBAM, 32, 7),
         ("k3", CBAM, 16, 3),
         ("spatial+k3", SpatialAttention, None, 3),
         ("channel+r8", ChannelAttention, 8, None),
     ],
 )
-def test_variant_modules_and_parameters(name, kind, reduction, kernel_size):
-    model = build(name)
+def test_variant_modules_and_parameters_on_every_base(base, name, kind, reduction, kernel_size, tmp_path):
+    model = build(name, base)
     layers = attention_layers(model)
-    assert [m.i for m in layers] == [3, 6, 9, 13]
-    assert all(isinstance(m, kind) and type(m).__name__ == kind.__name__ for m in layers)
+    places = add_cbam(base, output=tmp_path / "c.yaml").cbam_layers  # the inserter's default places
+    assert [m.i for m in layers] == places
+    assert all(type(m) is kind for m in layers)
     for m in layers:
         channel = m.channel if isinstance(m, CBAM) else m
         spatial = m.spatial if isinstance(m, CBAM) else m
@@ -109,20 +103,65 @@ def test_variant_modules_and_parameters(name, kind, reduction, kernel_size):
     assert model(torch.zeros(1, 3, 64, 64))[0].shape[1] == 84
 
 
-@pytest.mark.parametrize(("name", "n_backbone", "n_neck"), [("neck", 4, 4), ("neck-only", 0, 4), ("neck+r8", 4, 4)])
-def test_neck_variants_follow_every_neck_c2f_and_feed_detect(name, n_backbone, n_neck):
-    model = build(name)
-    first_head = len(build_variant(Variant.parse(name))["backbone"])
+@pytest.mark.parametrize("base", BASES)
+@pytest.mark.parametrize(("name", "in_backbone"), [("neck", True), ("neck-only", False), ("neck+r8", True)])
+def test_neck_variants_follow_the_blocks_that_feed_the_head(base, name, in_backbone, tmp_path):
+    stock = build("baseline", base)
+    feeding = {type(stock.model[i]) for i in stock.model[-1].f}  # C2f in YOLOv8, C3k2 in YOLO11 and YOLO26
+    first_head = len(build_variant(Variant.parse(name), base)[0]["backbone"])
+    model = build(name, base)
     layers = attention_layers(model)
-    assert sum(m.i < first_head for m in layers) == n_backbone and sum(m.i >= first_head for m in layers) == n_neck
-    neck_c2f = [m.i for m in model.model if isinstance(m, C2f) and m.i >= first_head]
-    assert [m.i - 1 for m in layers if m.i >= first_head] == neck_c2f  # each directly after a neck C2f
+    neck = [m for m in layers if m.i >= first_head]
+    assert len(neck) == 4 and all(type(model.model[m.i - 1]) in feeding for m in neck)
+    assert [type(m) for m in model.model if m.i >= first_head and type(m) in feeding] == [type(stock.model[-2])] * 4
+    backbone = [m.i for m in layers if m.i < first_head]
+    assert backbone == (add_cbam(base, output=tmp_path / "c.yaml").cbam_layers if in_backbone else [])
     assert all(m.f == -1 for m in layers)
-    detect = model.model[-1]
-    assert isinstance(detect, Detect) and detect.f == [m.i for m in layers[-3:]]  # P3, P4, P5 outputs refined
+    assert model.model[-1].f == [m.i for m in neck[-3:]]  # the head reads the refined P3, P4, P5 features
     assert model(torch.zeros(1, 3, 64, 64))[0].shape[1] == 84
     if name == "neck+r8":
         assert all(m.channel.reduction == 8 for m in layers)
+
+
+def test_neck_places_of_a_small_model():
+    d = {
+        "backbone": [[-1, 1, "Conv", [8, 3, 2]], [-1, 1, "C2f", [8]]],
+        "head": [[-1, 1, "C2f", [8]], [-1, 1, "Conv", [8, 3, 2]], [-1, 1, "C3", [8]], [[-3, 4], 1, "Detect", ["nc"]]],
+    }
+    assert neck_places(d) == [2, 4]  # the head's C2f and C3 (the types Detect reads), not the backbone's C2f
+
+
+@pytest.mark.parametrize("base", ["yolov8n.yaml", "yolov8.yaml"])
+def test_scaled_up_baseline_is_the_stock_model_one_scale_up(base):
+    variant = Variant.parse("baseline@s")
+    assert variant.scale == "s" and variant.placement == "none"
+    d, _, scale = build_variant(variant, base)
+    assert scale == "s" and list(d["scales"]) == ["s"]
+    assert model_file_name(variant, base, scale) == "yolov8s-baseline@s.yaml"
+    assert n_params(build("baseline@s", base)) == n_params(YOLO("yolov8s.yaml").model)
+    assert n_params(build("cbam@s", base)) == n_params(YOLO("yolov8s-cbam.yaml").model)
+    assert build_variant(Variant.parse("baseline"), base)[2] == "n"  # no letter in the name: the YAML's first
+
+
+def test_user_base_yaml(tmp_path):
+    import yaml
+
+    stock = load_yaml(ROOT / "cfg" / "models" / "v8" / "yolov8.yaml")
+    file = tmp_path / "my-model.yaml"
+    file.write_text(yaml.safe_dump(stock, sort_keys=False))
+    variant = Variant.parse("cbam@m")
+    _, text, scale = build_variant(variant, str(file))
+    assert scale == "m" and model_file_name(variant, str(file), scale) == "my-model-cbam@m.yaml"
+    written = tmp_path / "models" / "my-model-cbam@m.yaml"
+    written.parent.mkdir()
+    written.write_text(text)  # no scale in the name: Ultralytics takes the only one left in the YAML
+    assert n_params(YOLO(str(written)).model) == n_params(YOLO("yolov8m-cbam.yaml").model)
+    fixed = tmp_path / "fixed.yaml"
+    del stock["scales"]
+    fixed.write_text(yaml.safe_dump({**stock, "depth_multiple": 0.33, "width_multiple": 0.25}, sort_keys=False))
+    assert build_variant(Variant.parse("cbam"), str(fixed))[2] == ""
+    with pytest.raises(ValueError, match=r"variant 'baseline@s': base '.*fixed.yaml' has no scale 's' \(it has no"):
+        build_variant(Variant.parse("baseline@s"), str(fixed))
 
 
 def test_user_yaml_variant(tmp_path):
@@ -131,8 +170,45 @@ def test_user_yaml_variant(tmp_path):
     file.write_text(source)
     variant = Variant.parse(str(file))
     assert variant.name == "my-cbam" and variant.file == file
-    model = DetectionModel({**build_variant(variant), "scale": "n"}, verbose=False)
+    d, text, _ = build_variant(variant)
+    assert text == source
+    model = DetectionModel({**d, "scale": "n"}, verbose=False)
     assert [(m.channel.reduction, m.spatial.kernel_size) for m in attention_layers(model)] == [(4, 5)] * 4
+
+
+def _passing(model: DetectionModel, image: torch.Tensor) -> list[float]:
+    """How much of its input each attention layer passes (the product of its gates), on one image."""
+    seen = []
+
+    def hook(module, inputs, output):
+        mask = inputs[0].abs() > 1e-3
+        seen.append(float((output[mask] / inputs[0][mask]).mean()))
+
+    hooks = [m.register_forward_hook(hook) for m in attention_layers(model)]
+    with torch.no_grad():
+        model(image)
+    for h in hooks:
+        h.remove()
+    return seen
+
+
+def test_gentle_variant_starts_attention_near_identity(coco8, tmp_path):
+    from ultralytics.models.yolo.detect import DetectionTrainer
+
+    from ultralytics_cbam.ablation import _trainer
+
+    assert Variant.parse("cbam+gentle").gentle and not Variant.parse("cbam").gentle
+    file = tmp_path / "yolov8n-cbam.yaml"
+    file.write_text(build_variant(Variant.parse("cbam+gentle"))[1])
+    args = {"model": str(file), "data": str(coco8), "imgsz": 64, "device": "cpu", "project": str(tmp_path)}
+    image = torch.from_numpy(cv2.imread(str(next((coco8.parent / "images" / "val").glob("*.jpg"))))).float() / 255
+    image = torch.nn.functional.interpolate(image.permute(2, 0, 1)[None].flip(1), size=(128, 128))
+    ratios = {}
+    for gentle in (False, True):
+        trainer = (_trainer(DetectionTrainer) if gentle else DetectionTrainer)(overrides=args)
+        ratios[gentle] = _passing(trainer.get_model(cfg=str(file), weights=None, verbose=False).eval(), image)
+    assert max(ratios[False]) < 0.5  # the paper's start: both gates near 0.5, about a quarter passes
+    assert min(ratios[True]) > 0.9
 
 
 @pytest.mark.parametrize(
@@ -146,12 +222,25 @@ def test_user_yaml_variant(tmp_path):
         ("r0", ValueError, "r must be a positive integer"),
         ("r8+r16", ValueError, "sets reduction twice"),
         ("neck+neck-only", ValueError, "sets placement twice"),
+        ("baseline@q", ValueError, r"'@q' is not a model scale"),
+        ("gentle+gentle", ValueError, "sets gentle twice"),
         ("missing-model.yaml", FileNotFoundError, "missing-model.yaml"),
     ],
 )
 def test_bad_variant_names_are_named(name, error, match):
     with pytest.raises(error, match=match):
         Variant.parse(name)
+
+
+def test_ray_backend_without_ray_says_how_to_install_it(monkeypatch):
+    from ultralytics_cbam.ablation_ray import run_on_ray
+
+    monkeypatch.setitem(__import__("sys").modules, "ray", None)  # as if Ray were not installed
+    with pytest.raises(ImportError, match=r'pip install "ultralytics-cbam\[ray\]"'):
+        run_on_ray([], 0, lambda run, record: None)
+    for key, bad in (("cpus_per_run", -1), ("gpus_per_run", "one")):
+        with pytest.raises(ValueError, match=f"{key} must be a number of at least 0"):
+            run_on_ray([], 0, lambda run, record: None, **{key: bad})
 
 
 def test_parse_seeds():
@@ -164,68 +253,31 @@ def test_parse_seeds():
             parse_seeds(bad)
 
 
-def test_summarize_mean_and_sample_std():
-    rng = np.random.default_rng(0)
-    runs = [
-        {
-            "variant": v,
-            "params": p,
-            "gflops": g,
-            "latency_ms": float(rng.uniform(5, 9)),
-            "map50": float(rng.uniform()),
-            "map50_95": float(rng.uniform()),
-        }
-        for v, p, g in (("b", 10, 1.0), ("a", 20, 2.0), ("b", 10, 1.0), ("b", 10, 1.0))
-    ]
-    table = summarize(runs, order=["a", "b", "absent"])
-    assert [r["variant"] for r in table] == ["a", "b"]
-    a, b = table
-    assert a["runs"] == 1 and np.isnan(a["map50_std"]) and a["map50_mean"] == runs[1]["map50"]
-    bs = [r for r in runs if r["variant"] == "b"]
-    assert b["runs"] == 3 and b["params"] == 10 and b["gflops"] == 1.0
-    for key in ("map50", "map50_95"):
-        values = np.array([r[key] for r in bs])
-        assert b[f"{key}_mean"] == pytest.approx(values.mean())
-        assert b[f"{key}_std"] == pytest.approx(np.sqrt(((values - values.mean()) ** 2).sum() / (len(values) - 1)))
-    assert b["latency_ms"] == pytest.approx(np.mean([r["latency_ms"] for r in bs]))
-
-
 def test_bad_grid_arguments_are_named(coco8, tmp_path):
     common = {"data": str(coco8), "project": str(tmp_path)}
     with pytest.raises(ValueError, match="seed"):
         ablate(variants="baseline", seed=1, **common)
-    with pytest.raises(ValueError, match="scale"):
-        ablate(variants="baseline", scale="q", **common)
     with pytest.raises(ValueError, match="epochs"):
         ablate(variants="baseline", epochs=0, **common)
+    with pytest.raises(ValueError, match="backend must be one of local, ray"):
+        ablate(variants="baseline", backend="dask", **common)
     with pytest.raises(ValueError, match="listed twice"):
         ablate(variants="cbam,baseline,cbam", **common)
     with pytest.raises(ValueError, match="unknown variant 'nope'"):
         ablate(variants="baseline,nope", **common)
+    with pytest.raises(FileNotFoundError, match=r"no-such-base\.yaml"):
+        ablate(variants="baseline", base="no-such-base.yaml", **common)
+    assert not list(tmp_path.iterdir())  # nothing written for a grid that cannot run
 
 
 # --- a tiny grid, trained --------------------------------------------------------------------------------------
 
 
-class _Lines(logging.Handler):
-    def __init__(self):
-        super().__init__()
-        self.lines = []
-
-    def emit(self, record):
-        self.lines.append(remove_colorstr(record.getMessage()))
-
-
 def _run(coco8, project, **kwargs):
-    handler = _Lines()
-    LOGGER.addHandler(handler)
-    try:
-        settings = {"variants": "baseline,cbam", "epochs": 1, "imgsz": 64, "batch": 4, "seeds": 1, **kwargs}
-        settings |= {"project": str(project), "name": "grid", "workers": 0, "device": "cpu", "latency_runs": 2}
-        results = ablate(data=str(coco8), **settings)
-    finally:
-        LOGGER.removeHandler(handler)
-    return results, [line for line in handler.lines if "ablate:" in line]
+    settings = {"variants": "baseline,cbam", "epochs": 1, "imgsz": 64, "batch": 4, "seeds": 1, **kwargs}
+    settings |= {"project": str(project), "name": "grid", "workers": 0, "device": "cpu", "latency_runs": 2}
+    results, lines = ablate_logged(data=str(coco8), **settings)
+    return results, [line for line in lines if "ablate:" in line]
 
 
 @pytest.fixture(scope="module")
@@ -251,10 +303,10 @@ def test_grid_trains_every_variant_with_the_same_settings(grid):
     assert differing == {"model", "name", "save_dir"}
     assert args["cbam-seed0"]["seed"] == 0 and args["cbam-seed0"]["epochs"] == 1 and args["cbam-seed0"]["imgsz"] == 64
     trained = load_yaml(args["cbam-seed0"]["model"])
+    assert Path(args["cbam-seed0"]["model"]).name == "yolov8n-cbam.yaml"
     packaged = load_yaml(packaged_yaml("yolov8-cbam.yaml"))
     for section in ("backbone", "head"):
-        assert [r[:3] for r in trained[section]] == [r[:3] for r in packaged[section]]
-    assert [r[3] for r in trained["backbone"] if r[2] == "CBAM"] == [[16, 7]] * 4
+        assert trained[section] == packaged[section]
 
 
 def test_grid_table_params_flops_latency(grid):
@@ -285,12 +337,15 @@ def test_grid_resumes_skipping_finished_and_redoing_killed_runs(grid):
     assert (save_dir / "cbam-seed0/weights/best.pt").stat().st_mtime_ns != stamps["cbam-seed0"]
     assert all((save_dir / f"{v}-seed{s}" / "ablate.json").is_file() for v in ("baseline", "cbam") for s in (0, 1))
     assert load_yaml(save_dir / "cbam-seed1" / "args.yaml")["seed"] == 1
+    assert sorted(p.name for p in save_dir.iterdir() if p.is_dir()) == [
+        "baseline-seed0", "baseline-seed1", "cbam-seed0", "cbam-seed1", "models"
+    ]  # fmt: skip
 
 
-def test_grid_outputs_mean_and_std_over_seeds(grid):
+def test_grid_outputs_statistics_over_seeds(grid):
     second, _ = grid["second"]
     runs = read_csv(second.files["runs_csv"])
-    assert sorted((r["variant"], r["seed"]) for r in runs) == [(v, s) for v in ("baseline", "cbam") for s in "01"]
+    assert [(r["variant"], r["seed"]) for r in runs] == [(v, s) for v in ("baseline", "cbam") for s in "01"]
     rows = {r["variant"]: r for r in read_csv(second.files["csv"])}
     assert list(rows) == ["baseline", "cbam"]
     for name, row in rows.items():
@@ -301,10 +356,22 @@ def test_grid_outputs_mean_and_std_over_seeds(grid):
             assert float(row[column]) == pytest.approx(statistics.fmean(values))
             if key != "latency_ms":
                 assert float(row[f"{key}_std"]) == pytest.approx(statistics.stdev(values))
+    # the paired difference from baseline on the same seed, with a t interval of 1 degree of freedom
+    by = {(r["variant"], int(r["seed"])): float(r["map50_95"]) for r in runs}
+    diffs = [by["cbam", s] - by["baseline", s] for s in (0, 1)]
+    mean, half = sum(diffs) / 2, 12.706205 * abs(diffs[0] - diffs[1]) / 2  # sd of two values: |a - b| / sqrt(2)
+    cbam = rows["cbam"]
+    assert float(cbam["vs_baseline_map50_95"]) == pytest.approx(mean, abs=1e-9)
+    assert float(cbam["vs_baseline_map50_95_lo"]) == pytest.approx(mean - half, abs=1e-9)
+    assert float(cbam["vs_baseline_map50_95_hi"]) == pytest.approx(mean + half, abs=1e-9)
+    expected = compare({0: by["cbam", 0], 1: by["cbam", 1]}, {0: by["baseline", 0], 1: by["baseline", 1]})
+    assert cbam["vs_baseline_verdict"] == expected["verdict"] and cbam["vs_baseline_pairs"] == "2"
+    assert rows["baseline"]["vs_baseline_verdict"] == ""
     markdown = second.files["markdown"].read_text()
-    lines = markdown.strip().splitlines()
-    assert lines[0].startswith("| variant |") and "mAP50-95" in lines[0] and len(lines) == 4
+    lines = markdown.splitlines()
+    assert lines[0].startswith("| variant |") and "Student's t" in lines[0] and "verdict vs baseline" in lines[0]
     assert lines[2].startswith("| baseline |") and lines[3].startswith("| cbam |") and lines[3].count(" ± ") == 2
+    assert lines[3].rstrip(" |").endswith(cbam["vs_baseline_verdict"])
     plot = cv2.imread(str(second.files["plot"]))
     assert second.files["plot"].read_bytes()[:4] == b"\x89PNG" and plot is not None and plot.shape[0] > 100
 
@@ -326,8 +393,74 @@ def test_cli_resumes_the_finished_grid(grid, coco8):
     assert [r["map50_95_mean"] for r in results.table] == [r["map50_95_mean"] for r in second.table]
 
 
+def test_study_script_writes_its_table_and_plot_into_the_readme_block(grid, coco8, tmp_path, monkeypatch):
+    from benchmarks import ablation_study
+
+    second, _ = grid["second"]
+    readme = tmp_path / "README.md"
+    readme.write_text("# Title\n\n<!-- ablation:start -->\nold\n<!-- ablation:end -->\n\nAfter.\n")
+    figure = tmp_path / "figures" / "ablation.png"
+    argv = ["--data", str(coco8), "--variants", "baseline,cbam", "--seeds", "2", "--epochs", "1", "--imgsz", "64"]
+    argv += ["--name", "grid", "--readme", str(readme), "--figure", str(figure), "batch=4", "workers=0"]
+    argv += ["device=cpu", "latency_runs=2", f"project={grid['project']}"]
+    monkeypatch.setattr("sys.argv", ["ablation_study.py", *argv])
+    ablation_study.main()  # the finished grid resumes without training and fills the block
+    text = readme.read_text()
+    block = text.split("<!-- ablation:start -->\n")[1].split("\n<!-- ablation:end -->")[0]
+    assert text.startswith("# Title\n\n") and text.endswith("\n\nAfter.\n") and "old" not in text
+    assert block.startswith(f"`yolo-cbam ablate data={coco8} base=yolov8n.yaml variants=baseline,cbam seeds=2 epochs=1")
+    assert second.markdown.read_text().strip() in block
+    assert block.endswith("](figures/ablation.png)")
+    assert cv2.imread(str(figure)) is not None
+    readme.write_text("no block\n")
+    with pytest.raises(ValueError, match="no <!-- ablation:start -->"):
+        ablation_study.main()  # refused before any training
+
+
 def test_package_level_call(coco8, tmp_path):
     import ultralytics_cbam
 
     with pytest.raises(ValueError, match="unknown variant 'nope'"):
         ultralytics_cbam.ablate(data=str(coco8), variants="nope", project=str(tmp_path))
+
+
+_NO_RAY = """
+import importlib.abc, inspect, sys
+
+importers = []
+
+
+class NoRay(importlib.abc.MetaPathFinder):  # as if Ray were not installed; note who asks for it
+    def find_spec(self, name, path=None, target=None):
+        if name == "ray" or name.startswith("ray."):
+            caller = next(f for f in inspect.stack()[1:] if "importlib" not in f.filename)
+            importers.append(caller.frame.f_globals.get("__name__"))
+            raise ImportError(name)
+
+
+sys.meta_path.insert(0, NoRay())
+from ultralytics_cbam import ablate
+
+results = ablate(data=sys.argv[1], variants="baseline", seeds=1, epochs=1, imgsz=32, batch=2, workers=0,
+                 device="cpu", latency_runs=1, project=sys.argv[2], name="local")
+assert [r["variant"] for r in results.runs] == ["baseline"], results.runs
+print("importers:", sorted(set(importers)))
+print("modules:", sorted(m for m in sys.modules if m.startswith("ultralytics_cbam.ablation")))
+"""
+
+
+def test_default_backend_never_imports_ray(coco8, tmp_path):
+    script = tmp_path / "no_ray.py"
+    script.write_text(_NO_RAY)
+    result = run_python(
+        f"import runpy, sys; sys.argv = ['x', {str(coco8)!r}, {str(tmp_path)!r}]; "
+        f"runpy.run_path({str(script)!r}, run_name='__main__')",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = dict(
+        line.split(": ", 1) for line in result.stdout.splitlines() if line.startswith(("importers", "modules"))
+    )
+    assert set(eval(lines["importers"])) <= {"ultralytics.utils.callbacks.raytune"}  # only Ultralytics' own probe
+    assert "ultralytics_cbam.ablation_ray" not in lines["modules"]
+    assert (tmp_path / "local" / "results.md").is_file()

@@ -1,0 +1,28 @@
+"""Helpers for the ablation tests: run `ablate` and keep the lines it logged."""
+
+from __future__ import annotations
+
+import logging
+
+from ultralytics.utils import LOGGER, remove_colorstr
+
+from ultralytics_cbam.ablation import AblationResults, ablate
+
+
+class _Lines(logging.Handler):
+    def __init__(self):
+        super().__init__()
+        self.lines = []
+
+    def emit(self, record):
+        self.lines.append(remove_colorstr(record.getMessage()))
+
+
+def ablate_logged(**kwargs) -> tuple[AblationResults, list[str]]:
+    """`ablate(**kwargs)` and the messages Ultralytics' logger got meanwhile, colours removed."""
+    handler = _Lines()
+    LOGGER.addHandler(handler)
+    try:
+        return ablate(**kwargs), handler.lines
+    finally:
+        LOGGER.removeHandler(handler)
