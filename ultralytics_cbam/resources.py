@@ -11,12 +11,17 @@ YAML_DIR = next((d for d in (_PACKAGE / "model_yamls", _PACKAGE.parent / "model_
 
 
 def packaged_yaml(name: str | os.PathLike) -> Path | None:
-    """Return the packaged YAML for a bare file name such as 'yolov8-cbam.yaml', or None."""
+    """Return the YAML a bare file name stands for, or None: a packaged YAML such as 'yolov8-cbam.yaml', else the
+    CBAM version of an Ultralytics model YAML such as 'yolo11n-cbam.yaml' (see `ultralytics_cbam.families`)."""
     name = str(name).strip()
     if not name or os.path.basename(name) != name or not name.endswith((".yaml", ".yml")):
         return None
     path = YAML_DIR / name
-    return path if path.is_file() else None
+    if path.is_file():
+        return path
+    from ultralytics_cbam.families import cbam_yaml
+
+    return cbam_yaml(name)
 
 
 def packaged_yamls() -> list[Path]:
