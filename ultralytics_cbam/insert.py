@@ -80,19 +80,13 @@ def add_cbam(
             f"gentle=True needs a checkpoint (.pt) input, but {source.name} is a model YAML without weights; "
             "load weights into the built model and call ultralytics_cbam.init.gentle_init(model) instead"
         )
-    rows = source.rows()
-    after = _placement(source, rows, where)
-    _check_not_present(source, rows, after, where, force)
-
-    new_dict, index_map, cbam_layers, comments = _insert(source, rows, after, r, k)
+    inserted = _inserted(source, where, r, k, force)
+    new_dict, index_map, cbam_layers, after = inserted.dict, inserted.index_map, inserted.cbam_layers, inserted.after
     yaml_path, weights_path = _output_paths(source, output)
     if source.scale and source.module is not None and _guess_scale(yaml_path) != source.scale:
         new_dict["scales"] = {source.scale: source.dict["scales"][source.scale]}  # the only scale the weights fit
-    note = (
-        f"CBAM (Woo et al., ECCV 2018) after layers {_list(after)} of {source.name}: CBAM layers {_list(cbam_layers)}"
-    )
     yaml_path.parent.mkdir(parents=True, exist_ok=True)
-    yaml_path.write_text(write_model_yaml(new_dict, comments, note), encoding="utf-8")
+    yaml_path.write_text(inserted.text(), encoding="utf-8")
     built = _build(new_dict, source, yaml_path)
 
     from ultralytics.utils import LOGGER
@@ -105,6 +99,62 @@ def add_cbam(
         _carry_weights(source, built, cbam_layers, weights_path, gentle)
         LOGGER.info(f"Wrote {weights_path} with the weights of {source.name}")
     return CBAMInsertion(yaml_path, weights_path if source.module is not None else None, after, cbam_layers, index_map)
+
+
+@dataclass
+class InsertedRows:
+    """A model dict with CBAM rows inserted and every `from` rewired, not yet written (see `insert_rows`).
+
+    Attributes:
+        dict: The new model dict; its rows may still be edited before `text()`.
+        after: Layer indices of the input model that CBAM was inserted after.
+        cbam_layers: Indices of the new CBAM rows in the new model.
+        index_map: Old layer index -> new layer index.
+        note: The comment `text()` puts at the top of the YAML.
+    """
+
+    dict: dict
+    after: list[int]
+    cbam_layers: list[int]
+    index_map: dict[int, int]
+    note: str
+    comments: _Comments = field(repr=False)
+
+    def text(self) -> str:
+        """The model YAML text of `dict`, with the input file's comments and `note`."""
+        return write_model_yaml(self.dict, self.comments, self.note)
+
+
+def insert_rows(model, where="default", r: int = _DEFAULT_R, k: int = _DEFAULT_K, force: bool = False) -> InsertedRows:
+    """Insert CBAM rows into a model's YAML as `add_cbam` does, writing nothing.
+
+    Args:
+        model: Model YAML path or Ultralytics name, model dict, checkpoint path or YOLO model (as for `add_cbam`).
+        where: Placement, as for `add_cbam`.
+        r: Channel-attention reduction ratio.
+        k: Spatial-attention kernel size (odd).
+        force: Insert even where a CBAM layer already follows the chosen layer.
+
+    Returns:
+        (InsertedRows): The new model dict, where CBAM went, and its YAML text on demand.
+    """
+    _check_int("r", r)
+    _check_int("k", k, odd=True)
+    return _inserted(_Source.resolve(model), where, r, k, force)
+
+
+def _inserted(source: _Source, where, r: int, k: int, force: bool) -> InsertedRows:
+    rows = source.rows()
+    after = _placement(source, rows, where)
+    _check_not_present(source, rows, after, where, force)
+    new_dict, index_map, cbam_layers, comments = _insert(source, rows, after, r, k)
+    return InsertedRows(new_dict, after, cbam_layers, index_map, _note(source, after, cbam_layers), comments)
+
+
+def _note(source: _Source, after: list[int], cbam_layers: list[int]) -> str:
+    return (
+        f"CBAM (Woo et al., ECCV 2018) after layers {_list(after)} of {source.name}: CBAM layers {_list(cbam_layers)}"
+    )
 
 
 # --- input -----------------------------------------------------------------------------------------------------
