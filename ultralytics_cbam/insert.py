@@ -101,6 +101,18 @@ def add_cbam(
     return CBAMInsertion(yaml_path, weights_path if source.module is not None else None, after, cbam_layers, index_map)
 
 
+def default_cbam_yaml(path: str | Path) -> str:
+    """The text of model YAML `path` with CBAM at `add_cbam`'s default placement, written nowhere.
+
+    Args:
+        path: Model YAML file without CBAM, e.g. Ultralytics' 'yolo11.yaml'.
+
+    Returns:
+        (str): The new model YAML, as `add_cbam(path)` would write it.
+    """
+    return _inserted(_Source.from_yaml(path), "default", _DEFAULT_R, _DEFAULT_K, force=False).text()
+
+
 @dataclass
 class InsertedRows:
     """A model dict with CBAM rows inserted and every `from` rewired, not yet written (see `insert_rows`).
