@@ -102,8 +102,8 @@ def run_on_ray(
                     LOGGER.info(
                         f"{prefix} {where} done: mAP50 {record['map50']:.4f}, mAP50-95 {record['map50_95']:.4f}"
                     )
-                bar.update(1)
                 bar.set_postfix(pending=len(pending), failed=len(failed))
+                bar.update(1)
         finally:
             bar.close()
             for ref in pending:  # interrupted: stop what still runs
