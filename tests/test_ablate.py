@@ -376,6 +376,27 @@ def test_grid_outputs_statistics_over_seeds(grid):
     assert second.files["plot"].read_bytes()[:4] == b"\x89PNG" and plot is not None and plot.shape[0] > 100
 
 
+def test_seeds_that_gave_identical_runs_are_flagged(grid, coco8, tmp_path):
+    import json
+    import shutil
+
+    source = grid["second"][0].save_dir
+    shutil.copytree(source / "models", tmp_path / "grid" / "models")
+    for run in source.glob("*-seed*"):
+        (tmp_path / "grid" / run.name).mkdir()
+        shutil.copy(run / "ablate.json", tmp_path / "grid" / run.name)
+    seed0, seed1 = (json.loads((tmp_path / "grid" / f"cbam-seed{s}" / "ablate.json").read_text()) for s in (0, 1))
+    seed1["record"] = {**seed0["record"], "seed": 1}  # as if seed 1 had trained exactly like seed 0
+    (tmp_path / "grid" / "cbam-seed1" / "ablate.json").write_text(json.dumps(seed1))
+    results, lines = _run(coco8, tmp_path, seeds=2)  # every run finished: only the tables are written again
+    assert sum("finished earlier, skipped" in line for line in lines) == 4
+    message = "cbam: seeds 0 and 1 gave identical results: the seed did not take effect"
+    assert any(message in line for line in lines)
+    rows = {r["variant"]: r for r in read_csv(results.files["csv"])}
+    assert rows["baseline"]["warning"] == "" and message.split(": ", 1)[1] == rows["cbam"]["warning"]
+    assert f"**Warning:** {message}." in results.markdown.read_text()
+
+
 def test_changed_settings_are_refused(grid, coco8):
     with pytest.raises(ValueError, match=r"epochs differ"):
         _run(coco8, grid["project"], seeds=2, epochs=2)

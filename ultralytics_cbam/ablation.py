@@ -402,6 +402,9 @@ def ablate(
             )
     else:
         _run_locally(todo, len(plan), add)
+    for row in results.table:
+        if row["warning"]:
+            LOGGER.warning(f"{prefix} {row['variant']}: {row['warning']}")
     LOGGER.info(f"{prefix} results in {results.markdown}\n{results.markdown.read_text(encoding='utf-8')}")
     return results
 
