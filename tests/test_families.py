@@ -165,6 +165,18 @@ def test_add_cbam_reads_and_matches_the_names(tmp_path):
     assert len(rows["head"]) == len(head) + 1
 
 
+def test_ablation_runner_takes_the_names():
+    from ultralytics_cbam.ablation_variants import Variant, build_variant
+
+    stock_yaml = FAMILIES[NEWEST]["detect"]
+    base, name = scaled_name(stock_yaml, "n"), scaled_name(stock_yaml, "n", cbam=True)
+    by_name, _, scale = build_variant(Variant.parse(name), base)  # a variant given as a model YAML name
+    cbam, _, _ = build_variant(Variant.parse("cbam"), base)  # the runner's own CBAM variant of the base
+    assert scale == "n" and (by_name["backbone"], by_name["head"]) == (cbam["backbone"], cbam["head"])
+    on_cbam, _, _ = build_variant(Variant.parse("baseline"), name)  # the name as the base model
+    assert on_cbam["backbone"] == cbam["backbone"]
+
+
 def first_tensor(out) -> torch.Tensor:
     """The first tensor of a model's output: a tensor, or tuples, lists and dicts of them."""
     while isinstance(out, (tuple, list, dict)):
