@@ -20,6 +20,7 @@ from pathlib import Path
 __all__ = ("SUFFIX", "cbam_yaml", "families", "generated_yaml", "scaled_name", "stock_yamls")
 
 SUFFIX = "-cbam.yaml"
+_MODEL_PREFIXES = ("yolo", "rtdetr")  # names of Ultralytics models, which get an error naming the families
 _UNIFY = re.compile(r"(\d+)([nslmx])(.+)?$")  # Ultralytics' scale-free name: yolo11n-cbam.yaml -> yolo11-cbam.yaml
 
 
@@ -94,8 +95,7 @@ def cbam_yaml(name: str) -> Path | None:
             return YAML_DIR / unified
         if _stock_of(unified) in stock_yamls():
             return generated_yaml(_stock_of(unified))
-    prefixes = {re.match(r"[a-z]*", stock_name)[0] for stock_name in stock_yamls()}
-    if any(prefix and stock.startswith(prefix) for prefix in prefixes):
+    if stock.startswith(_MODEL_PREFIXES):
         raise FileNotFoundError(_not_shipped(name, _stock_of(unified)))
     return None
 
