@@ -109,13 +109,15 @@ def _not_shipped(name: str, stock: str) -> str:
 
     from ultralytics import __version__
 
-    newest = list(families())[-1] if families() else "yolov8"
+    tasks = list(families().values())[-1] if families() else {"detect": "yolov8.yaml"}
+    examples = [scaled_name(tasks["detect"], "n", cbam=True)]
+    examples += [scaled_name(tasks["segment"], "s", cbam=True)] if "segment" in tasks else []
     close = difflib.get_close_matches(name, [f"{Path(s).stem}{SUFFIX}" for s in stock_yamls()], n=3, cutoff=0.7)
     hint = f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
     return (
         f"'{name}' is no file, and Ultralytics {__version__} ships no model YAML '{stock}' to add CBAM to. Its "
         f"families: {', '.join(families())}; name one with a scale and task as for stock models, e.g. "
-        f"'{newest}n{SUFFIX}' or '{newest}s-seg{SUFFIX}'.{hint}"
+        f"{' or '.join(map(repr, examples))}.{hint}"
     )
 
 
