@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
-PARTS = ("module", "model", "onnx", "train", "memory", "size")
+PARTS = ("module", "model", "compiled", "onnx", "train", "memory", "size", "variants")
 
 
 @dataclass
@@ -19,22 +19,23 @@ class BenchConfig:
 
     Attributes:
         mode: 'short' (a few minutes on 2 CPU cores) or 'full'.
-        parts: Which of module, model (eager inference), onnx, train, memory, size to run.
+        parts: Which of module, model (eager inference), compiled (inference through torch.compile), onnx, train,
+            memory, size, variants (ways to write CBAM's forward, in ONNX Runtime) to run.
         devices: 'cpu' and, where present, 'cuda'.
         threads: torch (and ONNX Runtime) intra-op threads, the same for every candidate; default all CPUs.
         scales: Module-level feature-map shapes come from these YOLOv8 scales.
         model_scales: Scales compared at model level.
         imgsz: Image size for feature-map shapes and model-level inference.
         module_batches: Batch sizes at module level.
-        model_batches: Batch sizes for model-level inference (eager and ONNX Runtime).
+        model_batches: Batch sizes for model-level inference (eager, compiled, ONNX Runtime) and the variants.
         train_batch: Batch size of the training step.
         train_imgsz: Image size of the training step.
-        rounds: Interleaved samples per candidate at module level.
+        rounds: Interleaved samples per candidate at module level and per forward variant.
         model_rounds: Interleaved samples per candidate at model level (at least).
         model_seconds: Time per candidate at model level; fast comparisons run more rounds to fill it.
         warmup: Untimed calls per candidate before timing.
         min_sample_s: Shortest module-level sample; fast calls repeat within a sample.
-        compile: Also time our CBAM through torch.compile (use_compiled_cbam) at module level.
+        variant_seconds: Time per forward variant and case; fast cases run more rounds to fill it.
         seed: Seed for weights and inputs.
         save_dir: Folder for the JSON and Markdown results.
         name: File stem of the results; default '<device>-<mode>'.
@@ -56,7 +57,7 @@ class BenchConfig:
     model_seconds: float = 20.0
     warmup: int = 2
     min_sample_s: float = 0.05
-    compile: bool = False
+    variant_seconds: float = 5.0
     seed: int = 0
     save_dir: Path = RESULTS_DIR
     name: str = ""
@@ -68,6 +69,7 @@ PRESETS = {
         "rounds": 5,
         "model_rounds": 5,
         "model_seconds": 2.0,
+        "variant_seconds": 0.5,
         "warmup": 1,
         "min_sample_s": 0.02,
         "train_batch": 4,

@@ -1,4 +1,5 @@
-"""Model level: yolov8{scale}-cbam against yolov8{scale} in eager PyTorch, ONNX Runtime and a training step."""
+"""Model level: yolov8{scale}-cbam against yolov8{scale} in eager and compiled PyTorch, ONNX Runtime and a training
+step."""
 
 from __future__ import annotations
 
@@ -93,19 +94,39 @@ def _record(device: str, scale: str, kind: str, batch: int, imgsz: int, times: d
 
 def eager_inference(cfg: BenchConfig, device: str, scale: str, progress: Callable[[str], None]) -> list[dict]:
     """Fused eager PyTorch inference under inference_mode, one record per batch size."""
+    return _inference(cfg, device, scale, progress, compiled=False)
+
+
+def compiled_inference(cfg: BenchConfig, device: str, scale: str, progress: Callable[[str], None]) -> list[dict]:
+    """Fused inference of both models compiled as Ultralytics' ``compile=True`` does, one record per batch size."""
+    return _inference(cfg, device, scale, progress, compiled=True)
+
+
+def compile_like_ultralytics(model: torch.nn.Module) -> torch.nn.Module:
+    """`model` through torch.compile with Inductor in its default mode, as ``compile=True`` makes Ultralytics'
+    trainer and predictor do (``ultralytics.utils.torch_utils.attempt_compile``); compiles at the first call."""
+    return torch.compile(model, mode="default", backend="inductor")
+
+
+def _inference(cfg: BenchConfig, device: str, scale: str, progress: Callable[[str], None], compiled: bool) -> list:
     models = {role: fused(m) for role, m in model_pair(scale, cfg.seed, device, cfg.imgsz).items()}
+    kind = "compiled" if compiled else "eager"
     records = []
     for batch in cfg.model_batches:
-        progress(f"model yolov8{scale} eager inference batch {batch}")
+        progress(f"model yolov8{scale} {kind} inference batch {batch}{' (compiling first)' if compiled else ''}")
         x = torch.rand(batch, 3, cfg.imgsz, cfg.imgsz, device=device)
+        if compiled:
+            torch.compiler.reset()  # compile for this batch size alone, as a predictor at a fixed batch size does
 
         def run(model=None, x=x):
             with torch.inference_mode():
                 return model(x)
 
-        candidates = {role: (lambda m=m: run(m)) for role, m in models.items()}
-        times = interleaved(candidates, cfg.model_rounds, cfg.warmup, device=device, min_seconds=cfg.model_seconds)
-        records.append(_record(device, scale, "eager", batch, cfg.imgsz, times))
+        runners = {role: compile_like_ultralytics(m) if compiled else m for role, m in models.items()}
+        candidates = {role: (lambda m=m: run(m)) for role, m in runners.items()}
+        warmup = max(cfg.warmup, 2) if compiled else cfg.warmup  # the first call compiles
+        times = interleaved(candidates, cfg.model_rounds, warmup, device=device, min_seconds=cfg.model_seconds)
+        records.append(_record(device, scale, kind, batch, cfg.imgsz, times))
     return records
 
 
@@ -126,7 +147,7 @@ def onnx_inference(cfg: BenchConfig, device: str, scale: str, progress: Callable
             what = f"model yolov8{scale} ONNX Runtime{' (dynamic)' if dynamic else ''} batch {batch}"
             progress(f"{what} (export)")
             sessions = {
-                role: _onnx_session(
+                role: onnx_session(
                     ort, export_onnx(yaml, models[role], Path(tmp), batch, cfg, dynamic), providers, cfg.threads
                 )
                 for role, yaml in model_names(scale).items()
@@ -160,7 +181,8 @@ def export_onnx(
     )
 
 
-def _onnx_session(ort, path: str, providers: list[str], threads: int):
+def onnx_session(ort, path: str, providers: list[str], threads: int):
+    """An ONNX Runtime session with all graph optimisations and `threads` intra-op threads."""
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1

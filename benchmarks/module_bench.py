@@ -1,7 +1,4 @@
-"""Module level: our CBAM against timm's, Ultralytics' and the paper's two-pass CBAM on YOLOv8 feature maps.
-
-On CPU, where the fused C kernels are built, our CBAM on PyTorch kernels alone ('ours-pytorch') is timed too.
-"""
+"""Module level: our CBAM against timm's, Ultralytics' and the paper's two-pass CBAM on YOLOv8 feature maps."""
 
 from __future__ import annotations
 
@@ -13,7 +10,6 @@ from torch import nn
 from benchmarks.cbam_variants import build_variants
 from benchmarks.config import BenchConfig
 from benchmarks.timing import interleaved, paired_ratio, paired_ratio_interval
-from ultralytics_cbam import cpu_kernels
 
 VARIANTS = ("ours", "timm", "ultralytics", "paper")
 PASSES = ("inference", "train")  # train = forward + backward
@@ -75,10 +71,6 @@ def _time_case(cfg: BenchConfig, device: str, channels: int, shape: tuple[int, .
     modules = {k: m.to(device) for k, m in build_variants(channels, VARIANTS).items()}
     x = torch.randn(shape, device=device)
     candidates = {name: _call(m, x, pass_) for name, m in modules.items()}
-    if device == "cpu" and cpu_kernels.library() is not None:
-        candidates["ours-pytorch"] = _without_c_kernels(candidates["ours"])
-    if cfg.compile:
-        candidates["ours-compiled"] = _compiled_call(modules["ours"], x, pass_)
     return interleaved(candidates, cfg.rounds, cfg.warmup, cfg.min_sample_s, device)
 
 
@@ -103,31 +95,3 @@ def _call(module: nn.Module, x: torch.Tensor, pass_: str) -> Callable[[], object
         module(x).backward(grad)
 
     return forward_backward
-
-
-def _without_c_kernels(call: Callable[[], object]) -> Callable[[], object]:
-    """Our CBAM on PyTorch kernels alone, as it runs where the C kernels cannot be built."""
-
-    def pytorch_kernels():
-        cpu_kernels.use_cpu_kernels(False)
-        try:
-            return call()
-        finally:
-            cpu_kernels.use_cpu_kernels(True)
-
-    return pytorch_kernels
-
-
-def _compiled_call(module: nn.Module, x: torch.Tensor, pass_: str) -> Callable[[], object]:
-    from ultralytics_cbam.modules import use_compiled_cbam
-
-    call = _call(module, x, pass_)
-
-    def compiled():
-        use_compiled_cbam(True)
-        try:
-            return call()
-        finally:
-            use_compiled_cbam(False)
-
-    return compiled

@@ -55,10 +55,18 @@ def update_readme(readme: Path, results: Path, *elsewhere: Path) -> None:
     write_block(readme, "benchmark", content)
 
 
+PENDING = (
+    "No full run is saved yet: `python benchmarks/run.py mode=full` writes `benchmarks/results/cpu-full.json`, then"
+    " `python benchmarks/readme_tables.py` puts its summary here."
+)
+
+
 def default_results() -> list[Path]:
-    """The full CPU runs saved in benchmarks/results: cpu-full.json, then those of other machines, cpu-full-*.json."""
+    """The full CPU runs saved in benchmarks/results: cpu-full.json, then those of other machines, cpu-full-*.json;
+    an empty list where there is no cpu-full.json."""
     folder = ROOT / "benchmarks" / "results"
-    return [folder / "cpu-full.json", *sorted(folder.glob("cpu-full-*.json"))]
+    first = folder / "cpu-full.json"
+    return [first, *sorted(folder.glob("cpu-full-*.json"))] if first.is_file() else []
 
 
 def main() -> None:
@@ -66,6 +74,8 @@ def main() -> None:
     parser.add_argument("--results", type=Path, nargs="+", default=default_results())
     parser.add_argument("--readme", type=Path, default=ROOT / "benchmarks" / "README.md")
     args = parser.parse_args()
+    if not args.results:
+        raise SystemExit(PENDING)
     update_readme(args.readme, *args.results)
     print(f"{args.readme}: benchmark block updated from {', '.join(map(str, args.results))}")
 

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import torch
 
-# Targets on CPU: (description, where it applies, limit). Ratios are ours / theirs; lower is better.
-MODULE_LIMITS = {"timm": 1.0, "ultralytics": 1.0}
-PAPER_LIMIT_BATCH, PAPER_LIMIT = 16, 0.6
-MODEL_LIMITS = {("eager", 1): 1.03, ("eager", 8): 1.05, ("onnxruntime", 1): 1.03, ("onnxruntime", 8): 1.05}
-TRAIN_LIMIT = 1.08
+# Targets on CPU: limits of ratios ours / theirs (lower is better). Module level: against timm's CbamModule at every
+# shape. Model level, yolov8n-cbam / yolov8n: eager by batch size, the other kinds at every batch size.
+MODULE_LIMITS = {"timm": 1.0}
+EAGER_LIMITS = {1: 1.05, 8: 1.03}
+KIND_LIMITS = {"train": 1.07, "onnxruntime": 1.08, "compiled": 1.03}
 TARGET_SCALE = "n"
 
 
@@ -28,25 +28,22 @@ def evaluate_targets(results: dict) -> list[dict]:
         intervals = r.get("ratio_intervals", {})
         for other, limit in MODULE_LIMITS.items():
             targets.append(_target(f"{case}: ours / {other}", r["ratios"][other], limit, intervals.get(other)))
-        if r["batch"] == PAPER_LIMIT_BATCH:
-            targets.append(_target(f"{case}: ours / paper", r["ratios"]["paper"], PAPER_LIMIT, intervals.get("paper")))
     for r in results.get("model", []):
         if r["device"] != "cpu" or r["scale"] != TARGET_SCALE:
             continue
-        name = f"yolov8{r['scale']}-cbam / yolov8{r['scale']} {r['kind']} batch {r['batch']}"
-        interval = r.get("ratio_interval")
-        if r["kind"] == "train":
-            targets.append(_target(name, r["ratio"], TRAIN_LIMIT, interval))
-        elif (r["kind"], r["batch"]) in MODEL_LIMITS:
-            targets.append(_target(name, r["ratio"], MODEL_LIMITS[r["kind"], r["batch"]], interval))
+        limit = EAGER_LIMITS.get(r["batch"]) if r["kind"] == "eager" else KIND_LIMITS.get(r["kind"])
+        if limit is not None:
+            name = f"yolov8{r['scale']}-cbam / yolov8{r['scale']} {r['kind']} batch {r['batch']}"
+            targets.append(_target(name, r["ratio"], limit, r.get("ratio_interval")))
     return targets
 
 
 def _target(name: str, ratio: float, limit: float, interval: list[float] | None = None) -> dict:
-    """A target's verdict; `within_noise` where the limit lies inside the ratio's 95 % interval, so that another
-    run may well come out on the other side of it."""
+    """A target's verdict: met where the ratio is at most the limit or the limit lies inside the ratio's 95 % interval
+    (`within_noise`: another run may well come out on the other side of it)."""
     within_noise = interval is not None and interval[0] <= limit <= interval[1]
-    return dict(target=name, ratio=ratio, interval=interval, limit=limit, met=ratio <= limit, within_noise=within_noise)
+    met = ratio <= limit or within_noise
+    return dict(target=name, ratio=ratio, interval=interval, limit=limit, met=met, within_noise=within_noise)
 
 
 def machine() -> dict:
@@ -55,14 +52,10 @@ def machine() -> dict:
     import timm
     import ultralytics
 
-    from ultralytics_cbam import cpu_kernels
-
-    kernels = cpu_kernels.library() is not None
     info = {
         "cpu": cpu_name(),
         "cpu_caches": _cpu_caches(),
         "logical_cpus": os.cpu_count(),
-        "cbam_kernels": "fused C kernels" if kernels else f"PyTorch ({cpu_kernels.unavailable_reason()})",
         "platform": platform.platform(),
         "python": platform.python_version(),
         "torch": torch.__version__,
@@ -123,19 +116,21 @@ def markdown(results: dict) -> str:
     lines += _size_table(results.get("size", []))
     lines += _module_table(results.get("module", []))
     lines += _module_summary(results.get("module", []))
+    lines += _variants_table(results.get("variants", []))
     return "\n".join(lines) + "\n"
 
 
 def summary(results: dict, *elsewhere: dict) -> str:
-    """The machine line, the speed targets, the model-level table and the range of each module-level ratio of
-    `results`, then the speed targets of each run in `elsewhere` (the same benchmark on other machines) with its
-    machine line; headings at level 4 (for the README)."""
+    """The machine line, the speed targets, the model-level table, the range of each module-level ratio and the
+    forward variants of `results`, then the speed targets of each run in `elsewhere` (the same benchmark on other
+    machines) with its machine line; headings at level 4 (for benchmarks/README.md)."""
     for run in (results, *elsewhere):
         if not run.get("targets") or not run.get("model"):
             raise ValueError("results have no speed targets or no model-level records")
     named = bool(elsewhere)  # several machines: name each in its targets heading
     lines = [machine_line(results), "", *_targets_table(results["targets"], _cpu(results) if named else None)]
     lines += _model_table(results["model"]) + _module_summary(results.get("module", []))
+    lines += _variants_table(results.get("variants", []))
     for run in elsewhere:
         lines += [*_targets_table(run["targets"], _cpu(run)), f"Measured on {machine_line(run, explain=False)}", ""]
     return "\n".join(f"##{line}" if line.startswith("## ") else line for line in lines).strip()
@@ -151,7 +146,6 @@ def machine_line(results: dict, explain: bool = True) -> str:
         + f", {m['logical_cpus']} logical CPUs, torch threads: {meta['threads']}"
         + (f", GPU {m['gpu']}" if "gpu" in m else "")
         + f"; torch {m['torch']}, ultralytics {m['ultralytics']}, onnxruntime {m['onnxruntime']}, timm {m['timm']};"
-        + (f" CBAM on {m['cbam_kernels']};" if "cbam_kernels" in m else "")
         + f" {meta['date']}."
     )
     if not explain:
@@ -210,6 +204,7 @@ def _model_table(records: list[dict]) -> list[str]:
         return []
     names = {
         "eager": "eager PyTorch (fused)",
+        "compiled": "torch.compile, Inductor (fused)",
         "onnxruntime": "ONNX Runtime",
         "onnxruntime-dynamic": "ONNX Runtime, dynamic export",
         "train": "training step",
@@ -317,3 +312,31 @@ def _module_summary(records: list[dict]) -> list[str]:
 
 def _range(values: list[float]) -> str:
     return f"{min(values):.2f} – {max(values):.2f}"
+
+
+def _variants_table(records: list[dict]) -> list[str]:
+    """Each forward variant's ONNX Runtime time per case, its ratio to the reference, and the fastest overall."""
+    if not records:
+        return []
+    from benchmarks.cbam_variants import MLP_FORMS, POOLS, REFERENCE_FORWARD
+    from benchmarks.variants_bench import fastest
+
+    names = list(records[0]["times"])
+    rows = [["x".join(map(str, r["shape"])), *(_ms(r["times"][n]) for n in names)] for r in records]
+    best, means = fastest(records)
+    rows.append([f"geometric mean of ratios to {REFERENCE_FORWARD}", *(f"{means[n]:.3f}" for n in names)])
+    worst = max(max(r["max_abs_diff"].values()) for r in records)
+    legend = [f"- MLP `{k}`: {v}" for k, v in MLP_FORMS.items()] + [f"- pooling `{k}`: {v}" for k, v in POOLS.items()]
+    return [
+        "## CBAM forward variants in ONNX Runtime",
+        "",
+        "Equivalent ways to write CBAM's forward, each exported as Ultralytics' `format=onnx` does (TorchScript"
+        " exporter, static shapes, onnxslim) and timed interleaved; times in ms (medians). Spatial descriptors: mean"
+        f" and amax over channels in all. Largest difference of any output from PyTorch's: {worst:.1e}.",
+        "",
+        *legend,
+        "",
+        *_table(["input", *(f"`{n}`" for n in names)], rows),
+        f"Fastest overall: `{best}` (geometric mean of its ratios to `{REFERENCE_FORWARD}`: {means[best]:.3f}).",
+        "",
+    ]

@@ -1,10 +1,10 @@
 """Run the CBAM benchmarks and write benchmarks/results/<device>-<mode>.json and .md.
 
 Usage (from the repository root):
-    python benchmarks/run.py --short              # a few minutes on 2 CPU cores
+    python benchmarks/run.py --short              # every part with few samples
     python benchmarks/run.py mode=full            # everything, more samples
     python benchmarks/run.py parts=module scales=n rounds=9 threads=2
-    python benchmarks/run.py parts=model,train compile=True name=my-run
+    python benchmarks/run.py parts=variants model_batches=1 name=variants
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def run(overrides: dict) -> dict:
     import torch
     from ultralytics.utils import LOGGER
 
-    from benchmarks import model_bench, module_bench, report
+    from benchmarks import model_bench, module_bench, report, variants_bench
     from benchmarks.config import build_config
 
     cfg = build_config(overrides)
@@ -71,6 +71,8 @@ def run(overrides: dict) -> dict:
         for scale in cfg.model_scales:
             if "model" in cfg.parts:
                 results.setdefault("model", []).extend(model_bench.eager_inference(cfg, device, scale, progress))
+            if "compiled" in cfg.parts:
+                results.setdefault("model", []).extend(model_bench.compiled_inference(cfg, device, scale, progress))
             if "onnx" in cfg.parts:
                 with _quiet(LOGGER):
                     results.setdefault("model", []).extend(model_bench.onnx_inference(cfg, device, scale, progress))
@@ -78,6 +80,8 @@ def run(overrides: dict) -> dict:
                 results.setdefault("model", []).extend(model_bench.train_step(cfg, device, scale, progress))
             if "memory" in cfg.parts:
                 results.setdefault("memory", []).extend(model_bench.peak_memory(cfg, device, scale, progress))
+    if "variants" in cfg.parts:
+        results["variants"] = variants_bench.run_variant_benchmarks(cfg, progress)
     results["targets"] = report.evaluate_targets(results)
     results["meta"]["seconds"] = round(time.perf_counter() - start)
     json_path, md_path = report.save(results, cfg.save_dir, cfg.name)
