@@ -225,7 +225,10 @@ def test_errors_name_the_bad_input(tmp_path):
         add_cbam("yolov8n.yaml", output=tmp_path / "x.yaml", where="2,99")
     with pytest.raises(ValueError, match=r"module type 'C2F' is not in .*Did you mean 'C2f'"):
         add_cbam("yolov8n.yaml", output=tmp_path / "x.yaml", where="C2F")
-    with pytest.raises(ValueError, match=r"layer 22 \(Detect\) is the model's output head"):
+    with pytest.raises(
+        ValueError,
+        match=r"yolov8\.yaml', layer 22 \(head row 12: \[\[15, 18, 21\], 1, 'Detect', \['nc'\]\]\) is the model's",
+    ):
         add_cbam("yolov8n.yaml", output=tmp_path / "x.yaml", where=22)
     with pytest.raises(ValueError, match=r"r must be a positive integer"):
         add_cbam("yolov8n.yaml", output=tmp_path / "x.yaml", r=0)
@@ -239,9 +242,14 @@ def test_errors_name_the_bad_input(tmp_path):
 
 
 def test_existing_cbam_is_refused_unless_forced(tmp_path):
-    with pytest.raises(ValueError, match=r"already has CBAM at after layer 2 \(layer 3\).*force=True"):
+    with pytest.raises(
+        ValueError, match=r"CBAM is already there.*layer 3 \(backbone row 3: \[-1, 1, 'CBAM', \[\]\]\).*force=True"
+    ):
         add_cbam("yolov8n-cbam.yaml", output=tmp_path / "x.yaml")
-    with pytest.raises(ValueError, match=r"already has CBAM at layer 3 \(CBAM\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"CBAM is already there \(where=3\): model YAML '.*yolov8-cbam\.yaml', layer 3 \(backbone row 3",
+    ):
         add_cbam("yolov8n-cbam.yaml", output=tmp_path / "x.yaml", where=3)
     assert add_cbam("yolov8n-cbam.yaml", output=tmp_path / "x.yaml", where=16).cbam_layers == [17]  # a new place
     forced = add_cbam("yolov8n-cbam.yaml", output=tmp_path / "y.yaml", force=True)

@@ -313,7 +313,8 @@ def _placement(source: _Source, rows: list[list], where) -> list[int]:
     last = len(rows) - 1
     if last in after:
         raise ValueError(
-            f"where: layer {last} ({rows[last][2]}) is the model's output head; CBAM needs a feature map as input"
+            f"where: {yaml_row(source.describe(), source.dict, last)} is the model's output head; CBAM needs a "
+            "feature map as input"
         )
     return sorted(after)
 
@@ -409,14 +410,10 @@ def _check_not_present(source: _Source, rows: list[list], after: list[int], wher
     """Refuse to add CBAM where one already follows the chosen layer, unless forced."""
     present = [i for i in after if _is_cbam_row(rows[i]) or (i + 1 < len(rows) and _is_cbam_row(rows[i + 1]))]
     if present and not force:
-        places = ", ".join(
-            f"layer {i} ({rows[i][2]})" if _is_cbam_row(rows[i]) else f"after layer {i} (layer {i + 1})"
-            for i in present
+        places = "; ".join(
+            yaml_row(source.describe(), source.dict, i if _is_cbam_row(rows[i]) else i + 1) for i in present
         )
-        raise ValueError(
-            f"{source.describe()} already has CBAM at {places} (where={where!r}); pass force=True to add another "
-            "CBAM there anyway"
-        )
+        raise ValueError(f"CBAM is already there (where={where!r}): {places}; pass force=True to add another anyway")
 
 
 # --- rewriting -------------------------------------------------------------------------------------------------
