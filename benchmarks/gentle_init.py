@@ -7,7 +7,7 @@ photographs it was trained on) and mAP50 against the source model's own detectio
 then fine-tuned for a few epochs. Prints Markdown tables and, with ``--readme``, writes them into the README's
 ``<!-- gentle:start -->`` block.
 
-    python benchmarks/gentle_init.py --epochs 60 --finetune 10 --readme README.md
+    python benchmarks/gentle_init.py --epochs 60 --finetune 10 --readme docs/gentle-init.md
 """
 
 from __future__ import annotations
