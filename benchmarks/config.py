@@ -18,9 +18,9 @@ class BenchConfig:
     """What to measure and how long.
 
     Attributes:
-        mode: 'short' (a few minutes on 2 CPU cores) or 'full'.
-        parts: Which of module, model (eager inference), compiled (inference through torch.compile), onnx, train,
-            memory, size, variants (ways to write CBAM's forward, in ONNX Runtime) to run.
+        mode: 'short' (a smoke run) or 'full'.
+        parts: Which of module, model (eager inference), compiled (inference and training step through
+            torch.compile), onnx, train, memory, size, variants (ways to write CBAM's forward, in ONNX Runtime) to run.
         devices: 'cpu' and, where present, 'cuda'.
         threads: torch (and ONNX Runtime) intra-op threads, the same for every candidate; default all CPUs.
         scales: Module-level feature-map shapes come from these YOLOv8 scales.

@@ -190,25 +190,37 @@ def onnx_session(ort, path: str, providers: list[str], threads: int):
     return ort.InferenceSession(path, options, providers=providers)
 
 
-def train_step(cfg: BenchConfig, device: str, scale: str, progress: Callable[[str], None]) -> list[dict]:
-    """One optimisation step (forward, loss, backward, SGD step) on a synthetic labelled batch."""
-    progress(f"model yolov8{scale} training step batch {cfg.train_batch} at {cfg.train_imgsz}")
-    steps = {role: make_train_step(m, cfg, device) for role, m in model_pair(scale, cfg.seed, device).items()}
-    times = interleaved(steps, cfg.model_rounds, cfg.warmup, device=device, min_seconds=cfg.model_seconds)
-    return [_record(device, scale, "train", cfg.train_batch, cfg.train_imgsz, times)]
+def train_step(
+    cfg: BenchConfig, device: str, scale: str, progress: Callable[[str], None], compiled: bool = False
+) -> list[dict]:
+    """One optimisation step (forward, loss, backward, SGD step) on a synthetic labelled batch, eager or with the
+    model compiled as Ultralytics' trainer compiles it with ``compile=True`` (kind 'train-compiled')."""
+    kind = "train-compiled" if compiled else "train"
+    progress(f"model yolov8{scale} {kind} step batch {cfg.train_batch} at {cfg.train_imgsz}")
+    if compiled:
+        torch.compiler.reset()
+    pair = model_pair(scale, cfg.seed, device)
+    steps = {role: make_train_step(m, cfg, device, compiled) for role, m in pair.items()}
+    warmup = max(cfg.warmup, 2) if compiled else cfg.warmup  # the first step compiles
+    times = interleaved(steps, cfg.model_rounds, warmup, device=device, min_seconds=cfg.model_seconds)
+    return [_record(device, scale, kind, cfg.train_batch, cfg.train_imgsz, times)]
 
 
-def make_train_step(model: torch.nn.Module, cfg: BenchConfig, device: str) -> Callable[[], object]:
-    """A closure running one training step of `model` (in training mode) on a fixed synthetic batch."""
+def make_train_step(
+    model: torch.nn.Module, cfg: BenchConfig, device: str, compiled: bool = False
+) -> Callable[[], object]:
+    """A closure running one training step of `model` (in training mode) on a fixed synthetic batch; `compiled`
+    compiles the forward and leaves the loss eager, as Ultralytics' trainer does with ``compile=True``."""
     from ultralytics.cfg import get_cfg
 
     model.args = get_cfg()  # loss gains (box, cls, dfl) from Ultralytics' defaults
     batch = synthetic_batch(cfg.train_batch, cfg.train_imgsz, cfg.seed, device)
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.937, nesterov=True, weight_decay=5e-4)
+    forward = compile_like_ultralytics(model) if compiled else model
 
     def step():
         optimizer.zero_grad(set_to_none=True)
-        loss, _ = model.loss(batch)
+        loss, _ = model.loss(batch, forward(batch["img"]))
         loss.sum().backward()
         optimizer.step()
 

@@ -78,6 +78,8 @@ def run(overrides: dict) -> dict:
                     results.setdefault("model", []).extend(model_bench.onnx_inference(cfg, device, scale, progress))
             if "train" in cfg.parts:
                 results.setdefault("model", []).extend(model_bench.train_step(cfg, device, scale, progress))
+            if "compiled" in cfg.parts:
+                results.setdefault("model", []).extend(model_bench.train_step(cfg, device, scale, progress, True))
             if "memory" in cfg.parts:
                 results.setdefault("memory", []).extend(model_bench.peak_memory(cfg, device, scale, progress))
     if "variants" in cfg.parts:
