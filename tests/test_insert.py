@@ -265,3 +265,13 @@ def test_cli_add_command(tmp_path):
     written = tmp_path / "yolov8n-cbam.yaml"
     assert [r for r in rows(written) if r[2] == "CBAM"] == [[-1, 1, "CBAM", [8]]] * 2
     assert len(YOLO(written).model.model) == 25
+
+
+def test_stock_model_summaries_are_not_carried_into_the_new_yaml(tmp_path):
+    """Per-scale 'summary: ... parameters' comments describe the stock model, so they go; row comments stay."""
+    from ultralytics.utils.checks import check_yaml
+
+    stock = Path(check_yaml("yolov8.yaml")).read_text()
+    assert "summary:" in stock and "# 0-P1/2" in stock
+    written = add_cbam("yolov8n.yaml", output=tmp_path / "x.yaml").yaml.read_text()
+    assert "summary:" not in written and "# 0-P1/2" in written

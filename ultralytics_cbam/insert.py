@@ -600,7 +600,9 @@ def read_comments(text: str, n_rows: int) -> _Comments:
         elif section == "scales" and ":" in stripped:
             name = stripped.split(":", 1)[0].strip()
             comments.before_scales[name], pending = pending, []
-            comments.scales[name] = _trailing_comment(stripped.split(":", 1)[1])
+            comment = _trailing_comment(stripped.split(":", 1)[1])
+            # Ultralytics' per-scale "summary: ... parameters" describes the model without CBAM
+            comments.scales[name] = None if comment and "summary:" in comment else comment
     comments.trailing = pending
     if row != n_rows:  # rows not one per line: keep no row comments rather than misplace them
         comments.before_rows, comments.rows = {}, {}
