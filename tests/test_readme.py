@@ -34,7 +34,7 @@ from ultralytics.cfg import DEFAULT_CFG_DICT
 from ultralytics.engine.model import Model
 
 examples, out = json.loads(Path(sys.argv[1]).read_text()), Path(sys.argv[2])
-short = {"epochs": 1, "imgsz": 64, "batch": 8, "fraction": 0.25, "workers": 0, "plots": False}
+short = {"epochs": 1, "imgsz": 64, "batch": 8, "fraction": 0.25, "mosaic": 0.0, "workers": 0, "plots": False}
 short.update({"compile": False} if "compile" in DEFAULT_CFG_DICT else {})
 train = Model.train
 Model.train = lambda self, trainer=None, **kwargs: train(self, trainer, **{**kwargs, **short})
