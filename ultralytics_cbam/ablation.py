@@ -115,7 +115,7 @@ def _trainer(task_trainer: type) -> type:
             from ultralytics_cbam.init import gentle_init
 
             model = super().get_model(*args, **kwargs)
-            return gentle_init(model, imgsz=self.args.imgsz)
+            return gentle_init(model, imgsz=self.args.imgsz, batch_stats=True)  # a fresh model
 
     return GentleTrainer
 

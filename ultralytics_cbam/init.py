@@ -25,7 +25,12 @@ _IMG_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
 
 def gentle_init(
-    model: nn.Module, gate: float = 0.99, images=None, imgsz: int | None = None, layers: list[nn.Module] | None = None
+    model: nn.Module,
+    gate: float = 0.99,
+    images=None,
+    imgsz: int | None = None,
+    layers: list[nn.Module] | None = None,
+    batch_stats: bool = False,
 ) -> nn.Module:
     """Start every CBAM, ChannelAttention and SpatialAttention in `model` close to the identity.
 
@@ -44,6 +49,9 @@ def gentle_init(
             Default: the sample images that ship with Ultralytics.
         imgsz: Size the calibration images are letterboxed to (default: the model's training size, else 640).
         layers: Only these attention layers of `model` (default: all of them).
+        batch_stats: Calibrate with the batch's own BatchNorm statistics, as training computes them, instead of the
+            running statistics (which are left unchanged). Needed for a freshly built model, whose running statistics
+            do not describe its activations yet: they shrink from layer to layer in eval mode.
 
     Returns:
         (nn.Module): `model`, changed in place.
@@ -68,7 +76,7 @@ def gentle_init(
         _set(m, n, 1.0)
     batch = _calibration_batch(images, net, imgsz)
     for _ in range(2):  # the second pass sees upstream layers already calibrated
-        for m, (channel_q, spatial_q) in _descriptors(net, batch, outer).items():
+        for m, (channel_q, spatial_q) in _descriptors(net, batch, outer, batch_stats).items():
             for part, q in ((_channel(m), channel_q), (_spatial(m), spatial_q)):
                 if part is not None and q is not None:
                     _set(part, noise[part], logit / max(q, _MIN_DESCRIPTOR), logit)
@@ -130,8 +138,9 @@ def _spatial(m: nn.Module) -> SpatialAttention | None:
 
 
 @torch.no_grad()
-def _descriptors(net: nn.Module, batch: torch.Tensor, layers: list[nn.Module]) -> dict:
-    """Per attention layer: (smallest channel descriptor over images, low quantile of the spatial descriptor)."""
+def _descriptors(net: nn.Module, batch: torch.Tensor, layers: list[nn.Module], batch_stats: bool) -> dict:
+    """Per attention layer: (smallest channel descriptor over images, low quantile of the spatial descriptor), with
+    BatchNorm on the batch's statistics (train mode, running statistics restored afterwards) or on its running ones."""
     found = {}
 
     def record(m, inputs, _output):
@@ -148,11 +157,15 @@ def _descriptors(net: nn.Module, batch: torch.Tensor, layers: list[nn.Module]) -
 
     hooks = [m.register_forward_hook(record) for m in layers]
     training = net.training
+    buffers = {name: b.clone() for name, b in net.named_buffers()}
     try:
-        net.eval()
+        net.train(batch_stats)
         net(batch)
     finally:
         net.train(training)
+        with torch.no_grad():
+            for name, b in net.named_buffers():
+                b.copy_(buffers[name])
         for hook in hooks:
             hook.remove()
     missing = [type(m).__name__ for m in layers if m not in found]
