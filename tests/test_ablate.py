@@ -16,8 +16,8 @@ from ultralytics.utils import ROOT
 
 from ultralytics_cbam.ablation import ablate, parse_seeds
 from ultralytics_cbam.ablation_stats import compare
-from ultralytics_cbam.ablation_variants import Variant, build_variant, model_file_name, neck_places
-from ultralytics_cbam.insert import add_cbam
+from ultralytics_cbam.ablation_variants import Variant, build_variant, model_file_name
+from ultralytics_cbam.insert import add_cbam, neck_places
 from ultralytics_cbam.modules import CBAM, ChannelAttention, SpatialAttention
 from ultralytics_cbam.resources import packaged_yaml
 

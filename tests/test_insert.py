@@ -216,6 +216,26 @@ def mean_gates(model: torch.nn.Module, x: torch.Tensor) -> list[float]:
     return found
 
 
+@pytest.mark.parametrize(
+    ("name", "neck"),
+    [
+        ("yolov8n.yaml", [12, 15, 18, 21]),  # the head's four C2f; Detect reads C2f
+        pytest.param("yolo11n.yaml", [13, 16, 19, 22], marks=NEEDS_YOLO11),  # its four C3k2
+    ],
+)
+def test_where_neck_follows_the_neck_blocks(name, neck, tmp_path):
+    out = add_cbam(name, output=tmp_path / "a.yaml", where="neck")
+    assert out.after == neck
+    model = build(tasks.DetectionModel, out.yaml, scale="n")
+    assert model.model[-1].f == out.cbam_layers[-3:]  # the head reads the refined P3, P4, P5 features
+    both = add_cbam(name, output=tmp_path / "b.yaml", where="default,neck")
+    assert both.after == [2, 4, 6, 9, *neck]
+    with pytest.raises(ValueError, match=r"CBAM is already there"):  # the neck of a model that has neck CBAM
+        add_cbam(both.yaml, output=tmp_path / "c.yaml", where="neck")
+    with pytest.raises(ValueError, match=r"where: 'neck': .*yolov8-cls\.yaml.* has no neck blocks"):
+        add_cbam("yolov8n-cls.yaml", output=tmp_path / "d.yaml", where="neck")
+
+
 def test_errors_name_the_bad_input(tmp_path):
     no_backbone = tmp_path / "custom.yaml"
     no_backbone.write_text("nc: 3\nhead:\n  - [-1, 1, Classify, [nc]]\n")

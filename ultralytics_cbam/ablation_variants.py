@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-__all__ = ("DEFAULT_BASE", "Variant", "build_variant", "model_file_name", "neck_places", "parse_variants")
+__all__ = ("DEFAULT_BASE", "Variant", "build_variant", "model_file_name", "parse_variants")
 
 DEFAULT_BASE = "yolov8n.yaml"
 SCALES = "nslmx"
@@ -138,15 +138,6 @@ def parse_variants(variants: str | Sequence[str]) -> list[Variant]:
     return parsed
 
 
-def neck_places(d: dict) -> list[int]:
-    """Head layers of the block types that feed the output layer (C2f in YOLOv8, C3k2 in YOLO11 and YOLO26)."""
-    rows = d["backbone"] + d["head"]
-    last = len(rows) - 1
-    sources = rows[last][0] if isinstance(rows[last][0], list) else [rows[last][0]]
-    types = {rows[f if f >= 0 else last + f][2] for f in sources}
-    return [i for i in range(len(d["backbone"]), last) if rows[i][2] in types]
-
-
 def base_scale(base: str, d: dict) -> str:
     """The scale Ultralytics builds `base` at: the one in its name (yolov8n.yaml), else the YAML's first."""
     from ultralytics.nn.tasks import guess_model_scale
@@ -184,7 +175,7 @@ def build_variant(variant: Variant, base: str = DEFAULT_BASE) -> tuple[dict, str
             d["scales"] = {scale: scales[scale]}
         rows = len(d["backbone"]) + len(d["head"])
         return d, write_model_yaml(d, read_comments(text, rows), note), scale
-    where = {"backbone": "default", "backbone+neck": ["default", *neck_places(d)], "neck": neck_places(d)}
+    where = {"backbone": "default", "backbone+neck": "default,neck", "neck": "neck"}
     inserted = insert_rows(base, where=where[variant.placement], r=variant.reduction, k=variant.kernel_size)
     rows = inserted.dict["backbone"] + inserted.dict["head"]
     if variant.module != "CBAM":

@@ -16,7 +16,7 @@ from torch import nn
 
 from ultralytics_cbam.integration import YAML_LAYER_NAMES, ModelYAMLError, yaml_row
 
-__all__ = ("CBAMInsertion", "add_cbam")
+__all__ = ("CBAMInsertion", "add_cbam", "neck_places")
 
 _PROBE_SIZE = 256  # input size used to find each backbone layer's stride (divisible by 64 for P6 models)
 _DEFAULT_R, _DEFAULT_K = 16, 7
@@ -61,8 +61,9 @@ def add_cbam(
         output: Path of the new YAML (a checkpoint is written beside it with the suffix .pt); a .pt path names the
             checkpoint instead. Default: '<name>-cbam.yaml' (and '<name>-cbam.pt') in the current directory.
         where: 'default' (after the last layer of every backbone stage from stride 4 (P2) on, or after the stage's
-            SPPF-type block where it has one), layer indices of the input model ('2,4,6,9' or [2, 4, 6, 9]), module
-            types ('C2f,SPPF'; every layer of that type), or a mix.
+            SPPF-type block where it has one), 'neck' (after the neck's blocks of the types the output head reads),
+            layer indices of the input model ('2,4,6,9' or [2, 4, 6, 9]), module types ('C2f,SPPF'; every layer of
+            that type), or a mix ('default,neck').
         r: Channel-attention reduction ratio.
         k: Spatial-attention kernel size (odd).
         gentle: Start the new CBAM layers close to identity (``ultralytics_cbam.init.gentle_init``); needs a
@@ -294,6 +295,8 @@ def _placement(source: _Source, rows: list[list], where) -> list[int]:
     for token in tokens:
         if token == "default":
             after |= set(_default_places(source, rows))
+        elif token == "neck":
+            after |= set(_neck_places(source, rows))
         elif isinstance(token, int):
             if not 0 <= token < len(rows):
                 raise IndexError(
@@ -336,7 +339,7 @@ def _where_tokens(where) -> list:
             item = int(item) if re.fullmatch(r"-?\d+", item) else item
         tokens.append(item)
     if not tokens:
-        raise ValueError(f"where: {where!r} names no layer; use 'default', layer indices or module types")
+        raise ValueError(f"where: {where!r} names no layer; use 'default', 'neck', layer indices or module types")
     return tokens
 
 
@@ -355,6 +358,26 @@ def _default_places(source: _Source, rows: list[list]) -> list[int]:
             stage = []
     if not places:
         raise ValueError(f"{source.describe()}: its backbone has no feature stage of stride 4 or more to follow")
+    return places
+
+
+def neck_places(d: dict) -> list[int]:
+    """Head layers of the block types that feed the output layer (C2f in YOLOv8, C3k2 in YOLO11 and YOLO26)."""
+    rows = d["backbone"] + d["head"]
+    last = len(rows) - 1
+    head = rows[last][0]
+    sources = [f if f >= 0 else last + f for f in (head if isinstance(head, list) else [head])]
+    for n, i in enumerate(sources):
+        while _is_cbam_row(rows[i]) and rows[i][0] == -1:  # a CBAM already there: the block it follows
+            sources[n] = i = i - 1
+    types = {rows[i][2] for i in sources}
+    return [i for i in range(len(d["backbone"]), last) if rows[i][2] in types]
+
+
+def _neck_places(source: _Source, rows: list[list]) -> list[int]:
+    places = neck_places(source.dict)
+    if not places:
+        raise ValueError(f"where: 'neck': {source.describe()} has no neck blocks between its backbone and output head")
     return places
 
 
