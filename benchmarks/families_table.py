@@ -65,10 +65,10 @@ def _build(name: str):
 
 def _cbam_places(model) -> str:
     """'2 C3k2, 4 C3k2, ...': index (in the stock model) and YAML module of every layer a CBAM layer follows."""
-    from ultralytics_cbam.transfer import is_cbam_layer
+    from ultralytics_cbam.modules import is_attention_layer
 
     rows = model.yaml["backbone"] + model.yaml["head"]
-    cbam = [i for i, layer in enumerate(model.model) if is_cbam_layer(layer)]
+    cbam = [i for i, layer in enumerate(model.model) if is_attention_layer(layer)]
     return ", ".join(f"{i - 1 - n} {rows[i - 1][2]}" for n, i in enumerate(cbam))
 
 

@@ -15,6 +15,7 @@ _EXPORTS = {
     "CBAM": "ultralytics_cbam.modules",
     "ChannelAttention": "ultralytics_cbam.modules",
     "SpatialAttention": "ultralytics_cbam.modules",
+    "SE": "ultralytics_cbam.modules",
     "ModelYAMLError": "ultralytics_cbam.integration",
     "add_cbam": "ultralytics_cbam.insert",
     "gentle_init": "ultralytics_cbam.init",

@@ -20,6 +20,8 @@ __all__ = ("CBAMInsertion", "add_cbam", "neck_places")
 
 _PROBE_SIZE = 256  # input size used to find each backbone layer's stride (divisible by 64 for P6 models)
 _DEFAULT_R, _DEFAULT_K = 16, 7
+LAYER_ARGS = {"CBAM": ("r", "k"), "SE": ("r",), "ChannelAttention": ("r",), "SpatialAttention": ("k",)}
+_PAPERS = {"CBAM": "Woo et al., ECCV 2018", "SE": "Hu et al., CVPR 2018"}
 
 
 @dataclass
@@ -49,8 +51,9 @@ def add_cbam(
     k: int = _DEFAULT_K,
     gentle: bool = False,
     force: bool = False,
+    layer: str = "CBAM",
 ) -> CBAMInsertion:
-    """Insert CBAM into a model and write the result as a new model YAML (and checkpoint, for a checkpoint input).
+    """Insert CBAM (or SE, ...) into a model and write it as a new model YAML (and checkpoint, for a checkpoint input).
 
     Every later layer index shifts, so every ``from`` reference (Concat, Detect, Segment, Pose, OBB, Classify, ...)
     is rewired; layers that read a layer now read the CBAM that follows it.
@@ -69,19 +72,22 @@ def add_cbam(
         gentle: Start the new CBAM layers close to identity (``ultralytics_cbam.init.gentle_init``); needs a
             checkpoint input, since a YAML holds no weights.
         force: Insert even where a CBAM layer already follows the chosen layer.
+        layer: The attention layer to insert: 'CBAM', 'SE' (Squeeze-and-Excitation, the CBAM paper's comparator;
+            r applies, k does not), 'ChannelAttention' or 'SpatialAttention'.
 
     Returns:
         (CBAMInsertion): Paths written and where CBAM went.
     """
     source = _Source.resolve(model)
-    _check_int("r", r)
-    _check_int("k", k, odd=True)
+    _check_layer(layer, r, k)
+    if gentle and layer == "SE":
+        raise ValueError(f"gentle=True starts CBAM's gates near identity; it does not apply to layer={layer}")
     if gentle and source.module is None:
         raise ValueError(
             f"gentle=True needs a checkpoint (.pt) input, but {source.name} is a model YAML without weights; "
             "load weights into the built model and call ultralytics_cbam.init.gentle_init(model) instead"
         )
-    inserted = _inserted(source, where, r, k, force)
+    inserted = _inserted(source, where, r, k, force, layer)
     new_dict, index_map, cbam_layers, after = inserted.dict, inserted.index_map, inserted.cbam_layers, inserted.after
     yaml_path, weights_path = _output_paths(source, output)
     if source.scale and source.module is not None and _guess_scale(yaml_path) != source.scale:
@@ -93,7 +99,7 @@ def add_cbam(
     from ultralytics.utils import LOGGER
 
     LOGGER.info(
-        f"Wrote {yaml_path}: CBAM after layers {_list(after)} of {source.name} (CBAM layers {_list(cbam_layers)})"
+        f"Wrote {yaml_path}: {layer} after layers {_list(after)} of {source.name} ({layer} layers {_list(cbam_layers)})"
     )
     _warn_if_shadowed(yaml_path, new_dict)
     if source.module is not None:
@@ -111,7 +117,7 @@ def default_cbam_yaml(path: str | Path) -> str:
     Returns:
         (str): The new model YAML, as `add_cbam(path)` would write it.
     """
-    return _inserted(_Source.from_yaml(path), "default", _DEFAULT_R, _DEFAULT_K, force=False).text()
+    return _inserted(_Source.from_yaml(path), "default", _DEFAULT_R, _DEFAULT_K, False, "CBAM").text()
 
 
 @dataclass
@@ -138,8 +144,10 @@ class InsertedRows:
         return write_model_yaml(self.dict, self.comments, self.note)
 
 
-def insert_rows(model, where="default", r: int = _DEFAULT_R, k: int = _DEFAULT_K, force: bool = False) -> InsertedRows:
-    """Insert CBAM rows into a model's YAML as `add_cbam` does, writing nothing.
+def insert_rows(
+    model, where="default", r: int = _DEFAULT_R, k: int = _DEFAULT_K, force: bool = False, layer: str = "CBAM"
+) -> InsertedRows:
+    """Insert CBAM (or another attention layer's) rows into a model's YAML as `add_cbam` does, writing nothing.
 
     Args:
         model: Model YAML path or Ultralytics name, model dict, checkpoint path or YOLO model (as for `add_cbam`).
@@ -147,27 +155,46 @@ def insert_rows(model, where="default", r: int = _DEFAULT_R, k: int = _DEFAULT_K
         r: Channel-attention reduction ratio.
         k: Spatial-attention kernel size (odd).
         force: Insert even where a CBAM layer already follows the chosen layer.
+        layer: The attention layer: 'CBAM', 'SE', 'ChannelAttention' or 'SpatialAttention'.
 
     Returns:
         (InsertedRows): The new model dict, where CBAM went, and its YAML text on demand.
     """
-    _check_int("r", r)
-    _check_int("k", k, odd=True)
-    return _inserted(_Source.resolve(model), where, r, k, force)
+    _check_layer(layer, r, k)
+    return _inserted(_Source.resolve(model), where, r, k, force, layer)
 
 
-def _inserted(source: _Source, where, r: int, k: int, force: bool) -> InsertedRows:
+def _inserted(source: _Source, where, r: int, k: int, force: bool, layer: str) -> InsertedRows:
     rows = source.rows()
     after = _placement(source, rows, where)
     _check_not_present(source, rows, after, where, force)
-    new_dict, index_map, cbam_layers, comments = _insert(source, rows, after, r, k)
-    return InsertedRows(new_dict, after, cbam_layers, index_map, _note(source, after, cbam_layers), comments)
+    new_dict, index_map, cbam_layers, comments = _insert(source, rows, after, layer, layer_args(layer, r, k))
+    return InsertedRows(new_dict, after, cbam_layers, index_map, _note(source, after, cbam_layers, layer), comments)
 
 
-def _note(source: _Source, after: list[int], cbam_layers: list[int]) -> str:
-    return (
-        f"CBAM (Woo et al., ECCV 2018) after layers {_list(after)} of {source.name}: CBAM layers {_list(cbam_layers)}"
-    )
+def _note(source: _Source, after: list[int], cbam_layers: list[int], layer: str) -> str:
+    paper = f" ({_PAPERS[layer]})" if layer in _PAPERS else ""
+    return f"{layer}{paper} after layers {_list(after)} of {source.name}: {layer} layers {_list(cbam_layers)}"
+
+
+def layer_args(layer: str, r: int = _DEFAULT_R, k: int = _DEFAULT_K) -> list[int]:
+    """The YAML args of an attention row: the layer's r and/or k, trailing defaults left out as Ultralytics writes."""
+    values = {"r": (r, _DEFAULT_R), "k": (k, _DEFAULT_K)}
+    args = [values[name] for name in LAYER_ARGS[layer]]
+    while args and args[-1][0] == args[-1][1]:
+        args.pop()
+    return [value for value, _ in args]
+
+
+def _check_layer(layer: str, r: int, k: int) -> None:
+    if layer not in LAYER_ARGS:
+        raise ValueError(f"layer must be one of {', '.join(LAYER_ARGS)}, got {layer!r}")
+    _check_int("r", r)
+    _check_int("k", k, odd=True)
+    for name, value, default in (("r", r, _DEFAULT_R), ("k", k, _DEFAULT_K)):
+        if value != default and name not in LAYER_ARGS[layer]:
+            takes = ", ".join(n for n, a in LAYER_ARGS.items() if name in a)
+            raise ValueError(f"{name}={value} applies to layer={takes}, not to layer={layer}")
 
 
 # --- input -----------------------------------------------------------------------------------------------------
@@ -442,8 +469,8 @@ def _check_not_present(source: _Source, rows: list[list], after: list[int], wher
 # --- rewriting -------------------------------------------------------------------------------------------------
 
 
-def _insert(source: _Source, rows: list[list], after: list[int], r: int, k: int):
-    """Rows with CBAM inserted and every `from` rewired; returns (dict, index map, new CBAM indices, comments)."""
+def _insert(source: _Source, rows: list[list], after: list[int], layer: str, args: list[int]):
+    """Rows with `layer` inserted and every `from` rewired; returns (dict, index map, new CBAM indices, comments)."""
     n_backbone = len(source.dict["backbone"])
     inserted = set(after)
     index_map, new = {}, 0
@@ -462,7 +489,6 @@ def _insert(source: _Source, rows: list[list], after: list[int], r: int, k: int)
         target = output_of(f if f >= 0 else i + f)
         return target - index_map[i] if f < 0 else target
 
-    args = [r, k] if k != _DEFAULT_K else [r] if r != _DEFAULT_R else []
     comments = read_comments(source.text, n_rows=len(rows))
     numbered = not comments.rows  # without comments of its own, every row shows its index
     backbone, head, cbam_layers, row_comments = [], [], [], {}
@@ -471,7 +497,7 @@ def _insert(source: _Source, rows: list[list], after: list[int], r: int, k: int)
         section.append([rewire(row[0], i), row[1], row[2], copy.deepcopy(row[3])])
         row_comments[index_map[i]] = str(index_map[i]) if numbered else _renumber(comments.rows.get(i), index_map[i])
         if i in inserted:
-            section.append([-1, 1, "CBAM", list(args)])
+            section.append([-1, 1, layer, list(args)])
             cbam_layers.append(index_map[i] + 1)
             row_comments[index_map[i] + 1] = f"{index_map[i] + 1}"
     new_dict = {key: copy.deepcopy(v) for key, v in source.dict.items()}

@@ -12,7 +12,7 @@ from types import FrameType, ModuleType
 
 from ultralytics_cbam.resources import packaged_yaml
 
-YAML_LAYER_NAMES = ("CBAM", "ChannelAttention", "SpatialAttention")
+YAML_LAYER_NAMES = ("CBAM", "ChannelAttention", "SpatialAttention", "SE")
 
 
 class ModelYAMLError(ValueError):

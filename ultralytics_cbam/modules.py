@@ -4,6 +4,10 @@ Channel attention, then spatial attention, each a gate in [0, 1] that multiplies
 
     M_c(F) = sigmoid(MLP(AvgPool_hw(F)) + MLP(MaxPool_hw(F)))        F' = M_c(F) * F
     M_s(F') = sigmoid(conv_kxk([AvgPool_c(F'); MaxPool_c(F')]))     F'' = M_s(F') * F'
+
+SE (Squeeze-and-Excitation, Hu et al., CVPR 2018), the paper's comparator, gates channels from average pooling alone:
+
+    s = sigmoid(W_2 ReLU(W_1 AvgPool_hw(F) + b_1) + b_2)             F' = s * F
 """
 
 from __future__ import annotations
@@ -11,7 +15,15 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ("CBAM", "ChannelAttention", "SpatialAttention", "hidden_channels")
+__all__ = (
+    "ATTENTION_LAYERS",
+    "CBAM",
+    "SE",
+    "ChannelAttention",
+    "SpatialAttention",
+    "hidden_channels",
+    "is_attention_layer",
+)
 
 
 def _positive_int(name: str, value: object, *, odd: bool = False) -> int:
@@ -118,3 +130,41 @@ class CBAM(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Refine `x` with channel, then spatial attention."""
         return self.spatial(self.channel(x))
+
+
+class SE(nn.Module):
+    """Squeeze-and-Excitation: sigmoid(fc2(ReLU(fc1(avgpool(x))))) * x, the fully connected layers with bias.
+
+    Args:
+        channels: Input channels C.
+        reduction: Reduction ratio r; the bottleneck is C -> max(C // r, 1) -> C.
+    """
+
+    def __init__(self, channels: int, reduction: int = 16) -> None:
+        super().__init__()
+        self.channels = _positive_int("channels", channels)
+        self.reduction = _positive_int("reduction", reduction)
+        hidden = hidden_channels(channels, reduction)
+        self.fc1 = nn.Conv2d(channels, hidden, 1)
+        self.act = nn.ReLU(inplace=True)
+        self.fc2 = nn.Conv2d(hidden, channels, 1)
+
+    def gate(self, x: torch.Tensor) -> torch.Tensor:
+        """Channel weights in [0, 1], shape (N, C, 1, 1)."""
+        _check_input(self, x, self.channels)
+        return self.fc2(self.act(self.fc1(x.mean((2, 3), keepdim=True)))).sigmoid()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Scale each channel of `x` by its excitation weight."""
+        return x * self.gate(x)
+
+    def extra_repr(self) -> str:
+        return f"channels={self.channels}, reduction={self.reduction}"
+
+
+ATTENTION_LAYERS = (CBAM, ChannelAttention, SpatialAttention, SE)  # the layers this package adds to a model
+
+
+def is_attention_layer(module: nn.Module) -> bool:
+    """Whether `module` is one of this package's attention layers (not a part inside one)."""
+    return isinstance(module, ATTENTION_LAYERS)

@@ -17,6 +17,8 @@ from pathlib import Path
 
 from torch import nn
 
+from ultralytics_cbam.modules import is_attention_layer
+
 __all__ = ("TaskMismatchError", "TransferReport", "align_layers", "cbam_aware_load", "transfer_weights")
 
 _MAX_LISTED = 8  # shape mismatches named one by one in the log
@@ -80,13 +82,6 @@ def _layers_of(keys: list[str]) -> str:
 # --- alignment -------------------------------------------------------------------------------------------------
 
 
-def is_cbam_layer(module: nn.Module) -> bool:
-    """True for the layers this package adds (CBAM, ChannelAttention, SpatialAttention)."""
-    from ultralytics_cbam.modules import CBAM, ChannelAttention, SpatialAttention
-
-    return isinstance(module, (CBAM, ChannelAttention, SpatialAttention))
-
-
 def _layer_type(module: nn.Module) -> str:
     return getattr(module, "type", None) or f"{type(module).__module__}.{type(module).__qualname__}"
 
@@ -105,8 +100,8 @@ def align_layers(target: list[nn.Module], source: list[nn.Module]) -> dict[int, 
     Returns:
         (dict): target index -> source index for every matched layer.
     """
-    t_plain = [i for i, m in enumerate(target) if not is_cbam_layer(m)]
-    s_plain = [i for i, m in enumerate(source) if not is_cbam_layer(m)]
+    t_plain = [i for i, m in enumerate(target) if not is_attention_layer(m)]
+    s_plain = [i for i, m in enumerate(source) if not is_attention_layer(m)]
     matcher = difflib.SequenceMatcher(
         None, [_layer_type(target[i]) for i in t_plain], [_layer_type(source[i]) for i in s_plain], autojunk=False
     )
@@ -118,7 +113,7 @@ def align_layers(target: list[nn.Module], source: list[nn.Module]) -> dict[int, 
     def cbam_places(layers: list[nn.Module], anchor_of) -> dict[tuple, int]:
         places, anchor, run = {}, "start", 0
         for i, m in enumerate(layers):
-            if is_cbam_layer(m):
+            if is_attention_layer(m):
                 if anchor is not None:  # a CBAM after a layer without counterpart has no place to match
                     places[(anchor, run, _layer_type(m))] = i
                 run += 1
@@ -296,7 +291,7 @@ def _index(key: str) -> int | None:
 
 def _adopt_names(model, source, report: TransferReport, layers: list[nn.Module]) -> None:
     """Take the source's class names when every tensor outside new CBAM layers arrived (as Ultralytics does)."""
-    cbam = {i for i, m in enumerate(layers) if is_cbam_layer(m)}
+    cbam = {i for i, m in enumerate(layers) if is_attention_layer(m)}
     if report.mismatched or any(_index(k) not in cbam for k in report.fresh):
         return
     names = getattr(source, "names", None)
@@ -329,7 +324,7 @@ def _log(report: TransferReport, source: nn.Module, model: nn.Module) -> None:
 def _involves_cbam(model: nn.Module, weights) -> bool:
     source = _source_module(weights)
     layers, source_layers = _layer_list(model), _layer_list(source) if source is not None else None
-    return layers is not None and source_layers is not None and any(map(is_cbam_layer, layers + source_layers))
+    return layers is not None and source_layers is not None and any(map(is_attention_layer, layers + source_layers))
 
 
 def cbam_aware_load(original: Callable) -> Callable:
