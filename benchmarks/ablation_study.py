@@ -1,71 +1,256 @@
-"""The reference ablation study: does CBAM help, where, with which settings, and does it beat going one scale up?
+"""The reference ablation study: does CBAM help, where, with which settings, against SE and against going one scale up?
 
-Trains (or resumes) one `ablate` grid: the stock model, CBAM at add_cbam's default places, CBAM started near identity
-(gentle_init), also or only after the neck, channel or spatial attention alone, r=8 and k=3, and the stock model one
-width scale up ('baseline@s'), each with every seed. Then writes the grid's table and plot (paired differences from
-the baseline and from 'baseline@s' with 95% Student's t intervals) into the README's ``<!-- ablation:start -->``
-block and benchmarks/figures/ablation.png. Interrupted, the same command resumes the grid; a finished grid only
-rewrites the block.
+Trains (or resumes) one `ablate` grid in three steps:
+
+1. the stock model, CBAM only after the neck ('neck-only'), SE at CBAM's places ('se', the paper's comparator) and
+   CBAM at add_cbam's default places, with `seeds` seeds;
+2. more seeds of 'baseline', 'neck-only' and 'se', as many as the observed paired differences of 'neck-only' against
+   'baseline' say would decide that comparison, one step at a time, until it is decided or the projection passes
+   `max_seeds`;
+3. the other variants (gentle start, CBAM also after the neck, one half alone, r=8, k=3, the stock model one width scale
+   up) with `seeds` seeds.
+
+Every finished run's record (settings, metrics, cost) is kept in `records` (benchmarks/results/ablation-study.json),
+which is committed: a later checkout resumes the grid from it, and the README block (table with paired differences and
+95% Student's t intervals, the decision, the plot) is written from it alone. Interrupted, the same command resumes.
 
 Usage:
-    python benchmarks/ablation_study.py --readme README.md
-    python benchmarks/ablation_study.py --readme README.md backend=ray address=auto gpus_per_run=1
+    python -m benchmarks.ablation_study readme=README.md
+    python -m benchmarks.ablation_study readme=README.md train=False  # only rewrite the block from the records
 """
 
 from __future__ import annotations
 
-import argparse
+import json
 import os
 import sys
 from pathlib import Path
 
 os.environ.setdefault("YOLO_OFFLINE", "1")
-if __package__ in (None, ""):  # run as a script: make the repository root importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import cv2
-
-from benchmarks.readme_figures import FIGURES, save_small_png
-from benchmarks.readme_tables import check_block, write_block
-
-VARIANTS = "baseline,cbam,cbam+gentle,neck,neck-only,channel,spatial,r8,k3,baseline@s"
+ROOT = Path(__file__).resolve().parents[1]
+FIRST = "baseline,neck-only,se,cbam"
+REST = "cbam+gentle,neck,channel,spatial,r8,k3,baseline@s"
+ORDER = "baseline,se,cbam,cbam+gentle,neck,neck-only,channel,spatial,r8,k3,baseline@s"
+DECIDE, REFERENCE = "neck-only", "baseline"
+SETTINGS = {"data": "cbam-shapes.yaml", "base": "yolov8n.yaml", "epochs": 30, "imgsz": 128}
 COMMAND = "yolo-cbam ablate data={data} base={base} variants={variants} seeds={seeds} epochs={epochs} imgsz={imgsz}"
+DEFAULTS = {
+    **SETTINGS,
+    "seeds": 3,
+    "max_seeds": 10,
+    "name": "ablation-study",
+    "project": None,
+    "records": ROOT / "benchmarks" / "results" / "ablation-study.json",
+    "readme": None,
+    "figure": ROOT / "benchmarks" / "figures" / "ablation.png",
+    "train": True,
+}
 
 
-def block(results, command: str, figure: Path, readme: Path) -> str:
-    """The README block: the command, the results table and the figure."""
-    table = results.markdown.read_text(encoding="utf-8").strip()
+# --- records -----------------------------------------------------------------------------------------------------
+
+
+def load_records(file: Path) -> dict:
+    """The committed records: {'models': variant -> model YAML, 'runs': [{'variant', 'seed', 'marker', 'profile'}]}."""
+    if not Path(file).exists():
+        return {"models": {}, "runs": []}
+    return json.loads(Path(file).read_text(encoding="utf-8"))
+
+
+def save_records(file: Path, records: dict) -> None:
+    """Write the records, runs sorted by variant and seed, so that a diff shows only new runs."""
+    records["runs"].sort(key=lambda r: (r["variant"], r["seed"]))
+    Path(file).parent.mkdir(parents=True, exist_ok=True)
+    Path(file).write_text(json.dumps(records, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def harvest(records: dict, save_dir: Path) -> int:
+    """Add every finished run of the grid in `save_dir` (its marker, and its cost from runs.csv) to the records."""
+    import csv
+
+    from ultralytics_cbam.ablation import MARKER
+
+    file = save_dir / "runs.csv"
+    rows = list(csv.DictReader(file.open(encoding="utf-8"))) if file.exists() else []
+    added = 0
+    for row in rows:
+        marker_file = Path(row["run_dir"]) / MARKER
+        if not marker_file.exists():
+            continue
+        marker = json.loads(marker_file.read_text(encoding="utf-8"))
+        settings = dict(marker["settings"])
+        variant, seed = row["variant"], int(row["seed"])
+        records["models"][variant] = settings.pop("model_yaml")
+        record = {k: v for k, v in marker["record"].items() if k != "run_dir"}
+        profile = {"params": int(row["params"]), "gflops": float(row["gflops"]), "latency_ms": float(row["latency_ms"])}
+        entry = {"variant": variant, "seed": seed, "settings": settings, "record": record, "profile": profile}
+        added += entry not in records["runs"]
+        records["runs"] = [r for r in records["runs"] if (r["variant"], r["seed"]) != (variant, seed)] + [entry]
+    return added
+
+
+def restore(records: dict, save_dir: Path) -> int:
+    """Write the marker of every recorded run whose directory in `save_dir` lacks one, so `ablate` skips it."""
+    from ultralytics_cbam.ablation import MARKER
+    from ultralytics_cbam.ablation_variants import slug
+
+    restored = 0
+    for r in records["runs"]:
+        run_dir = save_dir / f"{slug(r['variant'])}-seed{r['seed']}"
+        if not (run_dir / MARKER).exists():
+            run_dir.mkdir(parents=True, exist_ok=True)
+            settings = {**r["settings"], "model_yaml": records["models"][r["variant"]]}
+            record = {**r["record"], "run_dir": str(run_dir)}
+            (run_dir / MARKER).write_text(json.dumps({"settings": settings, "record": record}), encoding="utf-8")
+            restored += 1
+    return restored
+
+
+def table_runs(records: dict) -> list[dict]:
+    """The records as the rows `ablation_stats.summarize` takes."""
+    return [{**r["record"], **r["profile"], "variant": r["variant"], "seed": r["seed"]} for r in records["runs"]]
+
+
+# --- the decision ------------------------------------------------------------------------------------------------
+
+
+def comparison(records: dict) -> dict:
+    """`ablation_stats.compare` of DECIDE with REFERENCE on mAP50-95, over the seeds both have."""
+    from ultralytics_cbam.ablation_stats import compare
+
+    by = {
+        v: {r["seed"]: r["record"]["map50_95"] for r in records["runs"] if r["variant"] == v}
+        for v in (DECIDE, REFERENCE)
+    }
+    return compare(by[DECIDE], by[REFERENCE])
+
+
+def decision(records: dict, max_seeds: int) -> tuple[str, int | None]:
+    """Where the comparison stands: ('decided', None), ('more', seeds to train) or ('stopped', seeds projected)."""
+    from ultralytics_cbam.ablation_stats import SAME, seeds_needed
+
+    result = comparison(records)
+    if result["verdict"] != SAME:
+        return "decided", None
+    needed = seeds_needed(result["mean"], result["sd"])
+    if needed is None or needed > max_seeds or result["n"] >= max_seeds:
+        return "stopped", needed
+    return "more", max(needed, result["n"] + 1)
+
+
+def decision_text(records: dict, max_seeds: int) -> str:
+    """One sentence on how the seeds were chosen and what they decided."""
+    from ultralytics_cbam.ablation_stats import NEGLIGIBLE
+
+    result = comparison(records)
+    head = f"**{DECIDE} vs {REFERENCE}** over {result['n']} seeds: Δ mAP50-95 {result['mean']:+.3f}"
+    if result["n"] >= 2:
+        head += f" [{result['lo']:+.3f}, {result['hi']:+.3f}]"
+    state, needed = decision(records, max_seeds)
+    if state == "decided":
+        return f"{head}, {result['verdict']}: decided."
+    if state == "more":
+        return f"{head}: undecided so far; about {needed} seeds are projected to decide it."
+    if abs(result["mean"]) < NEGLIGIBLE:
+        return f"{head}: below {NEGLIGIBLE}, too small to matter, so the study stopped."
+    if needed is not None and needed <= max_seeds:
+        return f"{head}: undecided after {result['n']} seeds, the study's limit."
+    if needed is None:
+        return f"{head}: undecided; at this mean and spread no number of seeds would decide it, so the study stopped."
+    return (
+        f"{head}: undecided; the projection asks for {needed} seeds, more than the study's limit of {max_seeds}, "
+        "so it stopped there."
+    )
+
+
+# --- the README block --------------------------------------------------------------------------------------------
+
+
+def block(records: dict, settings: dict, figure: Path, readme: Path, cam: Path | None = None) -> str:
+    """The README block, from the records alone: the command, the table, the decision and the figures."""
+    from ultralytics_cbam.ablation_report import markdown_table
+    from ultralytics_cbam.ablation_stats import summarize
+    from ultralytics_cbam.ablation_variants import Variant
+
+    runs = table_runs(records)
+    order = [v for v in ORDER.split(",") if any(r["variant"] == v for r in runs)]
+    table = summarize(runs, order)
+    descriptions = {v: Variant.parse(v).describe(settings["base"]) for v in order}
+    seeds = max(sum(r["variant"] == v for r in runs) for v in order)
+    command = COMMAND.format(**{**settings, "variants": ",".join(order), "seeds": seeds})
+    parts = [f"`{command}`", markdown_table(table, descriptions).strip(), decision_text(records, settings["max_seeds"])]
     link = os.path.relpath(figure, readme.parent).replace(os.sep, "/")
-    return f"`{command}`\n\n{table}\n\n![Paired differences of mAP50-95 and mAP50-95 against latency]({link})"
+    parts.append(f"![Paired differences of mAP50-95 and mAP50-95 against latency]({link})")
+    if cam is not None and cam.exists():
+        link = os.path.relpath(cam, readme.parent).replace(os.sep, "/")
+        parts.append(f"![LayerCAM of baseline, se, cbam and neck-only on one validation image]({link})")
+    return "\n\n".join(parts)
 
 
-def main() -> None:
-    """Parse the arguments, run or resume the grid, and write the README block."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default="cbam-shapes.yaml")
-    parser.add_argument("--base", default="yolov8n.yaml")
-    parser.add_argument("--variants", default=VARIANTS)
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--epochs", type=int, default=30)
-    parser.add_argument("--imgsz", type=int, default=128)
-    parser.add_argument("--name", default="ablation-study", help="grid directory under runs/detect; reused to resume")
-    parser.add_argument("--readme", type=Path, help="README whose ablation block receives the table and figure")
-    parser.add_argument("--figure", type=Path, default=FIGURES / "ablation.png")
-    parser.add_argument("extra", nargs="*", help="further key=value arguments for ablate (backend=ray, device=0, ...)")
-    args = parser.parse_args()
-    if args.readme is not None:
-        check_block(args.readme, "ablation")  # before the grid, not after it
+def plot(records: dict, figure: Path) -> None:
+    """The study's plot (paired differences and mAP against latency), from the records."""
+    import tempfile
 
-    from ultralytics_cbam.ablation import ablate
+    import cv2
+
+    from benchmarks.readme_figures import save_small_png
+    from ultralytics_cbam.ablation_report import plot_table
+    from ultralytics_cbam.ablation_stats import summarize
+
+    runs = table_runs(records)
+    order = [v for v in ORDER.split(",") if any(r["variant"] == v for r in runs)]
+    with tempfile.TemporaryDirectory() as tmp:
+        file = Path(tmp) / "plot.png"
+        plot_table(summarize(runs, order), file)
+        save_small_png(cv2.imread(str(file)), figure, width=900, colors=64)
+
+
+# --- main --------------------------------------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str]) -> tuple[dict, dict]:
+    """The study's settings and the further `ablate` arguments, from key=value pairs."""
     from ultralytics_cbam.cli import parse_overrides
 
-    settings = {k: getattr(args, k) for k in ("data", "base", "variants", "seeds", "epochs", "imgsz")}
-    command = COMMAND.format(**settings) + "".join(f" {pair}" for pair in args.extra)
-    results = ablate(**settings, name=args.name, **parse_overrides(args.extra))
-    save_small_png(cv2.imread(str(results.files["plot"])), args.figure, width=900, colors=64)
-    if args.readme is not None:
-        write_block(args.readme, "ablation", block(results, command, args.figure, args.readme))
-        print(f"{args.readme}: ablation block written from {results.save_dir}")
+    given = parse_overrides(argv)
+    args = {k: given.pop(k, v) for k, v in DEFAULTS.items()}
+    for key in ("records", "readme", "figure"):
+        args[key] = Path(args[key]) if args[key] is not None else None
+    return args, given
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """Run or resume the study and write the README block; returns the records."""
+    from benchmarks.readme_tables import check_block, write_block
+    from ultralytics_cbam.ablation import _grid_dir, ablate
+
+    args, extra = parse_args(sys.argv[1:] if argv is None else argv)
+    if args["readme"] is not None:
+        check_block(args["readme"], "ablation")  # before the grid, not after it
+    records = load_records(args["records"])
+    common = {k: args[k] for k in SETTINGS} | {"name": args["name"], "project": args["project"], **extra}
+    save_dir = _grid_dir(args["project"], args["name"], resume=True)
+    if harvest(records, save_dir):  # runs of an interrupted step
+        save_records(args["records"], records)
+    if args["train"]:
+        restore(records, save_dir)
+
+        def step(variants: str, seeds: int | list[int]) -> None:
+            if not variants:
+                return
+            harvest(records, ablate(variants=variants, seeds=seeds, **common).save_dir)
+            save_records(args["records"], records)
+
+        step(FIRST, args["seeds"])
+        while (state := decision(records, args["max_seeds"]))[0] == "more":
+            step(f"{REFERENCE},{DECIDE},se", state[1])
+        step(REST, args["seeds"])
+    if args["readme"] is not None:
+        plot(records, args["figure"])
+        write_block(args["readme"], "ablation", block(records, args, args["figure"], args["readme"]))
+        print(f"{args['readme']}: ablation block written from {args['records']}")
+    return records
 
 
 if __name__ == "__main__":

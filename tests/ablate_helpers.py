@@ -18,11 +18,16 @@ class _Lines(logging.Handler):
         self.lines.append(remove_colorstr(record.getMessage()))
 
 
-def ablate_logged(**kwargs) -> tuple[AblationResults, list[str]]:
-    """`ablate(**kwargs)` and the messages Ultralytics' logger got meanwhile, colours removed."""
+def logged(func, *args, **kwargs) -> tuple[object, list[str]]:
+    """`func(*args, **kwargs)` and the messages Ultralytics' logger got meanwhile, colours removed."""
     handler = _Lines()
     LOGGER.addHandler(handler)
     try:
-        return ablate(**kwargs), handler.lines
+        return func(*args, **kwargs), handler.lines
     finally:
         LOGGER.removeHandler(handler)
+
+
+def ablate_logged(**kwargs) -> tuple[AblationResults, list[str]]:
+    """`ablate(**kwargs)` and the messages Ultralytics' logger got meanwhile, colours removed."""
+    return logged(ablate, **kwargs)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import statistics
 from pathlib import Path
 
 import cv2
 import pytest
 import torch
-from ablate_helpers import ablate_logged
+from ablate_helpers import ablate_logged, logged
 from helpers import load_yaml, read_csv, run_python
 from ultralytics import YOLO
 from ultralytics.nn.tasks import DetectionModel
@@ -225,7 +226,7 @@ def test_gentle_variant_starts_attention_near_identity(coco8, tmp_path):
     [
         ("cbma", ValueError, "unknown variant 'cbma'"),
         ("baseline+r8", ValueError, "unknown variant"),
-        ("channel+k3", ValueError, "does not apply to channel"),
+        ("channel+k3", ValueError, "does not apply to ChannelAttention"),
         ("spatial+r8", ValueError, "does not apply to spatial"),
         ("k4", ValueError, "k must be a positive odd integer"),
         ("r0", ValueError, "r must be a positive integer"),
@@ -423,28 +424,83 @@ def test_cli_resumes_the_finished_grid(grid, coco8):
     assert [r["map50_95_mean"] for r in results.table] == [r["map50_95_mean"] for r in second.table]
 
 
-def test_study_script_writes_its_table_and_plot_into_the_readme_block(grid, coco8, tmp_path, monkeypatch):
+def test_raising_seeds_on_a_finished_grid_trains_only_the_new_seeds(grid):
+    _, log = grid["second"]
+    trained = [line.split("ablate:")[1].strip().split(")")[0] + ")" for line in log if ") training" in line]
+    # cbam seed 0 lost its marker (killed), so it trains again; baseline seed 0 finished and stays as it was
+    assert trained == ["run 2/4 (baseline, seed 1)", "run 3/4 (cbam, seed 0)", "run 4/4 (cbam, seed 1)"]
+    stamp = (grid["second"][0].save_dir / "baseline-seed0/weights/best.pt").stat().st_mtime_ns
+    assert stamp == grid["stamps"]["baseline-seed0"]
+
+
+def test_metrics_reach_the_table_under_their_own_names(coco8, tmp_path, monkeypatch):
+    """A validator whose metrics are fixed and differ between mAP50 and mAP50-95 (and between seeds): each number must
+    land in its own column, and the paired difference must be taken on mAP50-95."""
+    import torch
+    from ultralytics.utils.metrics import DetMetrics
+
+    def fixed(self):
+        seed = torch.initial_seed()  # the run's seed: the trainer seeds torch with it
+        return {
+            "metrics/precision(B)": 0.9,
+            "metrics/recall(B)": 0.8,
+            "metrics/mAP50(B)": 0.7 + 0.01 * seed,
+            "metrics/mAP50-95(B)": 0.4 + 0.02 * seed,
+            "fitness": 0.5,
+        }
+
+    monkeypatch.setattr(DetMetrics, "results_dict", property(fixed))
+    results, _ = _run(coco8, tmp_path, variants="baseline,cbam", seeds=2)
+    for run in results.runs:
+        assert run["map50"] == pytest.approx(0.7 + 0.01 * run["seed"])
+        assert run["map50_95"] == pytest.approx(0.4 + 0.02 * run["seed"])
+    rows = {r["variant"]: r for r in read_csv(results.files["csv"])}
+    assert float(rows["cbam"]["map50_mean"]) == pytest.approx(0.705)
+    assert float(rows["cbam"]["map50_95_mean"]) == pytest.approx(0.41)
+    assert float(rows["cbam"]["map50_95_std"]) == pytest.approx(statistics.stdev([0.40, 0.42]))
+    assert float(rows["cbam"]["vs_baseline_map50_95"]) == pytest.approx(0.0, abs=1e-12)
+    assert "| 0.705 ± 0.007 | 0.410 ± 0.014 |" in results.markdown.read_text()
+
+
+def test_study_script_resumes_from_its_records_and_writes_the_readme_block(grid, coco8, tmp_path, monkeypatch):
     from benchmarks import ablation_study
 
+    monkeypatch.setattr(ablation_study, "FIRST", "baseline,cbam")
+    monkeypatch.setattr(ablation_study, "REST", "")
+    monkeypatch.setattr(ablation_study, "DECIDE", "cbam")
     second, _ = grid["second"]
     readme = tmp_path / "README.md"
     readme.write_text("# Title\n\n<!-- ablation:start -->\nold\n<!-- ablation:end -->\n\nAfter.\n")
-    figure = tmp_path / "figures" / "ablation.png"
-    argv = ["--data", str(coco8), "--variants", "baseline,cbam", "--seeds", "2", "--epochs", "1", "--imgsz", "64"]
-    argv += ["--name", "grid", "--readme", str(readme), "--figure", str(figure), "batch=4", "workers=0"]
-    argv += ["device=cpu", "latency_runs=2", f"project={grid['project']}"]
-    monkeypatch.setattr("sys.argv", ["ablation_study.py", *argv])
-    ablation_study.main()  # the finished grid resumes without training and fills the block
+    figure, records = tmp_path / "figures" / "ablation.png", tmp_path / "records.json"
+    argv = [f"data={coco8}", "seeds=2", "epochs=1", "imgsz=64", "name=grid", f"readme={readme}", f"figure={figure}"]
+    argv += [f"records={records}", "batch=4", "workers=0", "device=cpu", "latency_runs=2"]
+    recorded = ablation_study.main([*argv, f"project={grid['project']}"])  # a finished grid: nothing trains
+    assert sorted((r["variant"], r["seed"]) for r in recorded["runs"]) == [
+        (v, s) for v in ("baseline", "cbam") for s in (0, 1)
+    ]
+    for run in second.runs:
+        kept = next(r for r in recorded["runs"] if (r["variant"], r["seed"]) == (run["variant"], run["seed"]))
+        assert kept["record"]["map50_95"] == run["map50_95"] and kept["profile"]["params"] == run["params"]
     text = readme.read_text()
     block = text.split("<!-- ablation:start -->\n")[1].split("\n<!-- ablation:end -->")[0]
     assert text.startswith("# Title\n\n") and text.endswith("\n\nAfter.\n") and "old" not in text
     assert block.startswith(f"`yolo-cbam ablate data={coco8} base=yolov8n.yaml variants=baseline,cbam seeds=2 epochs=1")
-    assert second.markdown.read_text().strip() in block
-    assert block.endswith("](figures/ablation.png)")
-    assert cv2.imread(str(figure)) is not None
+    assert block == ablation_study.block(
+        json.loads(records.read_text()),
+        {**ablation_study.DEFAULTS, "data": str(coco8), "epochs": 1, "imgsz": 64},
+        figure,
+        readme,
+    )
+    assert "**cbam vs baseline** over 2 seeds" in block
+    assert block.endswith("](figures/ablation.png)") and cv2.imread(str(figure)) is not None
+
+    # another checkout: no grid directory, only the records; every run is restored, none trained again
+    _, log = logged(ablation_study.main, [*argv, f"project={tmp_path / 'elsewhere'}"])
+    assert [line for line in log if ") training" in line] == []
+    assert sum("finished earlier, skipped" in line for line in log) == 4
     readme.write_text("no block\n")
     with pytest.raises(ValueError, match="no <!-- ablation:start -->"):
-        ablation_study.main()  # refused before any training
+        ablation_study.main(argv)  # refused before any training
 
 
 def test_package_level_call(coco8, tmp_path):

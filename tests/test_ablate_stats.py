@@ -10,7 +10,16 @@ import numpy as np
 import pytest
 
 from ultralytics_cbam.ablation_report import markdown_table, plot_table, write_outputs
-from ultralytics_cbam.ablation_stats import compare, identical_seeds, summarize, t_cdf, t_quantile
+from ultralytics_cbam.ablation_stats import (
+    compare,
+    decision_note,
+    identical_seeds,
+    seeds_needed,
+    summarize,
+    t_cdf,
+    t_quantile,
+    verdict,
+)
 
 # Two-sided 95% points of Student's t (the 0.975 quantile), from printed tables
 T975 = {1: 12.706205, 2: 4.302653, 3: 3.182446, 4: 2.776445, 9: 2.262157, 29: 2.045230}
@@ -161,3 +170,88 @@ def test_outputs_and_plot(tmp_path):
     assert np.ptp(image) > 100  # drawn, not blank
     plot_table(table[:1], tmp_path / "one.png")  # the baseline alone: nothing to compare, still a figure
     assert (tmp_path / "one.png").stat().st_size > 1000
+
+
+# --- verdicts at their edges, other confidence levels, seeds that would decide -----------------------------------
+
+
+def test_identical_runs_give_no_detectable_difference():
+    same = {0: 0.5, 1: 0.6, 2: 0.55}
+    result = compare(same, dict(same))
+    assert result["mean"] == 0 and result["lo"] == 0 and result["hi"] == 0
+    assert result["verdict"] == "no detectable difference"
+
+
+@pytest.mark.parametrize(
+    ("lo", "hi", "expected"),
+    [
+        (1e-9, 0.1, "better"),
+        (-1e-9, 0.1, "no detectable difference"),
+        (0.0, 0.1, "no detectable difference"),  # an interval that touches 0 does not exclude it
+        (-0.1, -1e-9, "worse"),
+        (-0.1, 1e-9, "no detectable difference"),
+        (-0.1, 0.0, "no detectable difference"),
+    ],
+)
+def test_verdict_at_the_edges_of_zero(lo, hi, expected):
+    assert verdict(lo, hi) == expected
+
+
+@pytest.mark.parametrize(("offset", "expected"), [(1e-9, "better"), (-1e-9, "no detectable difference")])
+def test_compare_puts_an_interval_bound_just_beside_zero(offset, expected):
+    """Two pairs d +- e: sd = e * sqrt(2), so the half-width is t(0.975, 1) * e, with t(p, 1) = tan(pi (p - 1/2)) (the
+    Cauchy distribution); a mean of that plus `offset` puts the lower bound at `offset`."""
+    e = 0.01
+    mean = math.tan(math.pi * 0.475) * e + offset
+    result = compare({0: mean + e, 1: mean - e}, {0: 0.0, 1: 0.0})
+    assert result["lo"] == pytest.approx(offset, abs=1e-12)
+    assert result["verdict"] == expected
+    mirrored = compare({0: 0.0, 1: 0.0}, {0: mean + e, 1: mean - e})
+    assert mirrored["hi"] == pytest.approx(-offset, abs=1e-12)
+    assert mirrored["verdict"] == {"better": "worse"}.get(expected, expected)
+
+
+# One- and two-sided points of Student's t from printed tables: the 0.95 and 0.995 quantiles
+T95 = {2: 2.919986, 4: 2.131847}
+T995 = {2: 9.924843, 4: 4.604095}
+
+
+@pytest.mark.parametrize(("level", "table"), [(0.90, T95), (0.99, T995)])
+@pytest.mark.parametrize("diffs", [[0.04, 0.02, 0.07], [0.01, 0.03, -0.02, 0.05, 0.02]])
+def test_other_confidence_levels_give_their_interval(level, table, diffs):
+    n = len(diffs)
+    mean = sum(diffs) / n
+    half = table[n - 1] * statistics.stdev(diffs) / math.sqrt(n)
+    result = compare(dict(enumerate(diffs)), dict.fromkeys(range(n), 0.0), level=level)
+    assert result["lo"] == pytest.approx(mean - half, abs=1e-7) and result["hi"] == pytest.approx(mean + half, abs=1e-7)
+
+
+def test_seeds_needed_by_hand():
+    """Differences of mean 0.02 and sd 0.02: n = 6 gives t(0.975, 5) * 0.02 / sqrt(6) = 2.570582 * 0.008165 = 0.0210
+    (not below 0.02), n = 7 gives 2.446912 * 0.02 / sqrt(7) = 0.01850 (below): 7 seeds."""
+    assert seeds_needed(0.02, 0.02) == 7
+    assert seeds_needed(-0.02, 0.02) == 7  # the sign does not matter
+    assert seeds_needed(0.02, 0.0) == 2  # no spread: two seeds decide
+    assert seeds_needed(0.0, 0.01) is None  # no difference: no number of seeds decides
+    assert seeds_needed(1e-6, 1.0) is None  # beyond any plausible grid
+
+
+def test_decision_notes_for_undecided_rows():
+    undecided = compare({0: 0.52, 1: 0.55, 2: 0.50}, {0: 0.50, 1: 0.51, 2: 0.51})  # mean +0.0167
+    assert undecided["verdict"] == "no detectable difference"
+    n = seeds_needed(undecided["mean"], undecided["sd"])
+    assert decision_note(undecided) == f"about {n} seeds would decide it, if the differences keep this mean and spread"
+    tiny = compare({0: 0.501, 1: 0.503, 2: 0.499}, {0: 0.50, 1: 0.50, 2: 0.50})
+    assert "too small to matter" in decision_note(tiny) and "below 0.005" in decision_note(tiny)
+    decided = compare({0: 0.6, 1: 0.61, 2: 0.62}, {0: 0.5, 1: 0.5, 2: 0.5})
+    assert decided["verdict"] == "better" and decision_note(decided) == ""
+
+
+def test_results_table_states_the_seeds_each_undecided_variant_needs():
+    runs = _runs({"baseline": [0.50, 0.51, 0.51], "cbam": [0.52, 0.55, 0.50], "se": [0.501, 0.512, 0.509]})
+    rows = summarize(runs, ["baseline", "cbam", "se"])
+    text = markdown_table(rows, {})
+    n = seeds_needed(statistics.fmean([0.02, 0.04, -0.01]), statistics.stdev([0.02, 0.04, -0.01]))
+    assert f"- cbam vs baseline: about {n} seeds would decide it" in text
+    assert "- se vs baseline: |Δ mAP50-95| = 0.0007 is below 0.005: too small to matter." in text
+    assert "- baseline vs baseline" not in text

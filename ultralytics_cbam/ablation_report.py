@@ -61,6 +61,10 @@ def markdown_table(rows: list[dict], descriptions: dict[str, str]) -> str:
         ]
     else:
         lines += ["", "No 'baseline' in the grid, so no paired differences."]
+    undecided = [(r["variant"], ref, r[f"vs_{ref}_decides"]) for ref in refs for r in rows if r[f"vs_{ref}_decides"]]
+    if undecided:
+        lines += ["", "Undecided comparisons (no detectable difference):", ""]
+        lines += [f"- {variant} vs {ref}: {note}." for variant, ref, note in undecided]
     lines += [f"\n**Warning:** {r['variant']}: {r['warning']}." for r in rows if r["warning"]]
     return "\n".join(lines) + "\n"
 

@@ -3,7 +3,8 @@
 A variant is compared with a reference (``baseline``, and the stock model one scale up such as ``baseline@s``) run by
 run: the difference of their metrics for the same seed, averaged over the seeds both have. The 95% confidence
 interval of that mean is Student's t with n - 1 degrees of freedom; a verdict of 'better' or 'worse' needs the whole
-interval on one side of 0.
+interval on one side of 0. Where it has not, the observed mean and spread of the differences give the number of seeds
+whose interval would exclude 0, unless the difference is too small to matter (below `NEGLIGIBLE`).
 """
 
 from __future__ import annotations
@@ -12,12 +13,14 @@ import math
 import statistics
 from collections.abc import Sequence
 
-__all__ = ("compare", "identical_seeds", "summarize", "t_cdf", "t_quantile")
+__all__ = ("compare", "identical_seeds", "seeds_needed", "summarize", "t_cdf", "t_quantile", "verdict")
 
 METRICS = {"map50": "mAP50", "map50_95": "mAP50-95"}
 VERDICT_METRIC = "map50_95"  # Ultralytics' fitness is mostly mAP50-95
 LEVEL = 0.95
 BETTER, WORSE, SAME = "better", "worse", "no detectable difference"
+NEGLIGIBLE = 0.005  # |Δ mAP50-95| below this is too small to matter, whatever the number of seeds
+MAX_SEEDS = 1000  # seeds_needed gives up beyond this
 
 
 def t_cdf(t: float, df: int) -> float:
@@ -72,10 +75,51 @@ def compare(variant: dict[int, float], reference: dict[int, float], level: float
     n = len(diffs)
     mean = statistics.fmean(diffs) if diffs else math.nan
     if n < 2:
-        return {"n": n, "mean": mean, "lo": math.nan, "hi": math.nan, "verdict": SAME}
-    half = t_quantile((1 + level) / 2, n - 1) * statistics.stdev(diffs) / math.sqrt(n)
+        return {"n": n, "mean": mean, "sd": math.nan, "lo": math.nan, "hi": math.nan, "verdict": SAME}
+    sd = statistics.stdev(diffs)
+    half = t_quantile((1 + level) / 2, n - 1) * sd / math.sqrt(n)
     lo, hi = mean - half, mean + half
-    return {"n": n, "mean": mean, "lo": lo, "hi": hi, "verdict": BETTER if lo > 0 else WORSE if hi < 0 else SAME}
+    return {"n": n, "mean": mean, "sd": sd, "lo": lo, "hi": hi, "verdict": verdict(lo, hi)}
+
+
+def verdict(lo: float, hi: float) -> str:
+    """'better' or 'worse' when the whole interval [lo, hi] lies above or below 0, else 'no detectable difference'."""
+    return BETTER if lo > 0 else WORSE if hi < 0 else SAME
+
+
+def seeds_needed(mean: float, sd: float, level: float = LEVEL) -> int | None:
+    """Seeds whose paired-difference interval would exclude 0, if the differences kept this mean and spread.
+
+    The smallest n >= 2 with t_{(1 + level) / 2, n - 1} * sd / sqrt(n) < |mean|; None where no n up to `MAX_SEEDS`
+    does (mean 0, or a spread too large for the mean).
+    """
+    if math.isnan(mean) or math.isnan(sd) or mean == 0:
+        return None
+
+    def decides(n: int) -> bool:  # the half-width shrinks as n grows, so a bisection finds the smallest n
+        return t_quantile((1 + level) / 2, n - 1) * sd / math.sqrt(n) < abs(mean)
+
+    if not decides(MAX_SEEDS):
+        return None
+    lo, hi = 1, MAX_SEEDS  # decides(hi) holds; lo is below every n that decides
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if decides(mid) else (mid, hi)
+    return hi
+
+
+def decision_note(result: dict, metric: str = "mAP50-95") -> str:
+    """What would decide an undecided comparison (`compare`'s result): more seeds, or nothing since it is negligible."""
+    if result["verdict"] != SAME or result["n"] == "":
+        return ""
+    if result["n"] < 2:
+        return "one pair of seeds: at least 2 are needed for an interval"
+    if abs(result["mean"]) < NEGLIGIBLE:
+        return f"|Δ {metric}| = {abs(result['mean']):.4f} is below {NEGLIGIBLE}: too small to matter"
+    n = seeds_needed(result["mean"], result["sd"])
+    if n is None:
+        return f"more than {MAX_SEEDS} seeds would be needed at this mean and spread"
+    return f"about {n} seeds would decide it, if the differences keep this mean and spread"
 
 
 def _outcome(run: dict) -> object:
@@ -128,11 +172,12 @@ def summarize(runs: list[dict], order: Sequence[str] | None = None) -> list[dict
             for key in METRICS:
                 result = compare(*({r["seed"]: r[key] for r in by_variant[v]} for v in (name, ref)))
                 if name == ref:  # the reference itself: nothing to compare
-                    result = {"n": "", "mean": math.nan, "lo": math.nan, "hi": math.nan, "verdict": ""}
+                    result = {"n": "", "mean": math.nan, "sd": math.nan, "lo": math.nan, "hi": math.nan, "verdict": ""}
                 row |= {f"vs_{ref}_{key}": result["mean"], f"vs_{ref}_{key}_lo": result["lo"]}
                 row[f"vs_{ref}_{key}_hi"] = result["hi"]
                 if key == VERDICT_METRIC:
                     row |= {f"vs_{ref}_pairs": result["n"], f"vs_{ref}_verdict": result["verdict"]}
+                    row[f"vs_{ref}_decides"] = decision_note(result, METRICS[key])
         pairs = ", ".join(f"{a} and {b}" for a, b in identical.get(name, []))
         row["warning"] = f"seeds {pairs} gave identical results: the seed did not take effect" if pairs else ""
         rows.append(row)

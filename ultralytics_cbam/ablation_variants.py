@@ -19,7 +19,7 @@ __all__ = ("DEFAULT_BASE", "Variant", "build_variant", "model_file_name", "parse
 DEFAULT_BASE = "yolov8n.yaml"
 SCALES = "nslmx"
 _PLACEMENTS = {"cbam": "backbone", "neck": "backbone+neck", "neck-only": "neck"}
-_MODULES = {"channel": "ChannelAttention", "spatial": "SpatialAttention"}
+_MODULES = {"channel": "ChannelAttention", "spatial": "SpatialAttention", "se": "SE"}
 _WHERE = {"backbone": "after each backbone stage (add_cbam's default)", "neck": "after the neck blocks"}
 _WHERE["backbone+neck"] = f"{_WHERE['backbone']} and {_WHERE['neck']}"
 
@@ -31,7 +31,7 @@ class Variant:
     Attributes:
         name: Label in tables, plots and run directory names.
         placement: 'none' (the base model), 'backbone' (add_cbam's default), 'backbone+neck', 'neck', or 'file'.
-        module: Attention row module: 'CBAM', 'ChannelAttention' or 'SpatialAttention'.
+        module: Attention row module: 'CBAM', 'ChannelAttention', 'SpatialAttention' or 'SE' (Squeeze-and-Excitation).
         reduction: Channel-attention reduction ratio r.
         kernel_size: Spatial-attention kernel size k.
         gentle: Start the attention layers near identity (`ultralytics_cbam.init.gentle_init`) before training.
@@ -68,10 +68,13 @@ class Variant:
             if key in fields:
                 raise ValueError(f"variant '{name}': sets {key} twice")
             fields[key] = value
-        if fields.get("module") == "ChannelAttention" and "kernel_size" in fields:
-            raise ValueError(f"variant '{name}': k (kernel size) does not apply to channel attention")
-        if fields.get("module") == "SpatialAttention" and "reduction" in fields:
+        module = fields.get("module", "CBAM")
+        if module in ("ChannelAttention", "SE") and "kernel_size" in fields:
+            raise ValueError(f"variant '{name}': k (kernel size) does not apply to {module}")
+        if module == "SpatialAttention" and "reduction" in fields:
             raise ValueError(f"variant '{name}': r (reduction) does not apply to spatial attention")
+        if module == "SE" and fields.get("gentle"):
+            raise ValueError(f"variant '{name}': gentle starts CBAM's gates near identity; it does not apply to SE")
         return cls(name, scale=scale, **fields)
 
     @staticmethod
@@ -89,7 +92,7 @@ class Variant:
             kind = "a positive integer" if match[1] == "r" else "a positive odd integer"
             raise ValueError(f"variant '{name}': {token[0]} must be {kind}, got '{token}'")
         raise ValueError(
-            f"unknown variant '{name}' (part '{token}'); use baseline, cbam, channel, spatial, r<N>, k<N>, neck, "
+            f"unknown variant '{name}' (part '{token}'); use baseline, cbam, se, channel, spatial, r<N>, k<N>, neck, "
             "neck-only, gentle, several joined by '+' (e.g. neck+r8), '@<scale>' (e.g. baseline@s), or a model YAML"
         )
 
@@ -116,7 +119,7 @@ class Variant:
 
     def args(self) -> dict:
         """The attention rows' YAML args by name."""
-        if self.module == "ChannelAttention":
+        if self.module in ("ChannelAttention", "SE"):
             return {"r": self.reduction}
         if self.module == "SpatialAttention":
             return {"k": self.kernel_size}
@@ -176,11 +179,9 @@ def build_variant(variant: Variant, base: str = DEFAULT_BASE) -> tuple[dict, str
         rows = len(d["backbone"]) + len(d["head"])
         return d, write_model_yaml(d, read_comments(text, rows), note), scale
     where = {"backbone": "default", "backbone+neck": "default,neck", "neck": "neck"}
-    inserted = insert_rows(base, where=where[variant.placement], r=variant.reduction, k=variant.kernel_size)
-    rows = inserted.dict["backbone"] + inserted.dict["head"]
-    if variant.module != "CBAM":
-        for i in inserted.cbam_layers:
-            rows[i][2], rows[i][3] = variant.module, list(variant.args().values())
+    inserted = insert_rows(
+        base, where=where[variant.placement], r=variant.reduction, k=variant.kernel_size, layer=variant.module
+    )
     if scale in scales:
         inserted.dict["scales"] = {scale: scales[scale]}
     inserted.note = note
