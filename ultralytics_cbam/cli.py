@@ -4,6 +4,7 @@ Examples:
     yolo-cbam add model=yolov8n.pt
     yolo-cbam visualize model=runs/detect/train/weights/best.pt source=images/
     yolo-cbam ablate data=cbam-shapes.yaml variants=baseline,cbam epochs=5 seeds=3
+    yolo-cbam cam models=runs/detect/baseline/weights/best.pt,runs/detect/cbam/weights/best.pt source=images/
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ COMMANDS = {
     "add": ("ultralytics_cbam.insert", "add_cbam", "insert CBAM into a model YAML or checkpoint"),
     "visualize": ("ultralytics_cbam.attention_maps", "visualize", "save attention maps of a CBAM model"),
     "ablate": ("ultralytics_cbam.ablation", "ablate", "train and compare CBAM variants"),
+    "cam": ("ultralytics_cbam.cam", "cam", "LayerCAM of several models side by side"),
 }
 # Errors of what a user gave (arguments, files, model YAMLs, a missing connection): one line, no traceback.
 USER_ERRORS = (ValueError, TypeError, LookupError, OSError)
