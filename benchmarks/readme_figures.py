@@ -1,7 +1,8 @@
 """Make the README's example figure: the CBAM spatial attention maps of one image, as `yolo-cbam visualize` saves them.
 
 Without --model it first trains yolov8n-cbam briefly on --data (the built-in cbam-shapes by default, which needs no
-download).
+download; 10 epochs take a few minutes on a CPU). Small images are enlarged by a whole factor (nearest neighbour, so
+the model sees the same letterboxed input) for the grid to be drawn at least at the figure's width, with sharp text.
 
 Usage:
     python benchmarks/readme_figures.py
@@ -11,10 +12,12 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import math
 import tempfile
 from pathlib import Path
 
 import cv2
+import numpy as np
 from PIL import Image
 
 FIGURES = Path(__file__).resolve().parent / "figures"
@@ -43,6 +46,23 @@ def first_val_image(data: str) -> Path:
     return images[0]
 
 
+def enlarged(image: np.ndarray, width: int, imgsz: int) -> np.ndarray:
+    """`image` enlarged by a whole factor so that its grid is drawn at least `width` px wide.
+
+    Pixels are repeated (nearest neighbour), so Ultralytics' bilinear letterbox, which samples within each block of
+    equal pixels, gives the model the input of the original image; where it would not, `image` comes back unchanged.
+    """
+    from ultralytics.data.augment import LetterBox
+
+    from ultralytics_cbam.attention_maps import GRID_COLUMNS, GRID_TILE_MAX
+
+    h, w = image.shape[:2]
+    factor = min(math.ceil(width / (GRID_COLUMNS * w)), max(GRID_TILE_MAX // max(h, w), 1))  # tiles not shrunk again
+    big = cv2.resize(image, (w * factor, h * factor), interpolation=cv2.INTER_NEAREST)
+    letterbox = LetterBox(imgsz, auto=True, stride=32)
+    return big if np.array_equal(letterbox(image=big), letterbox(image=image)) else image
+
+
 def save_small_png(image_bgr, file: Path, width: int, colors: int) -> None:
     """Resize to `width` px and save as a palette PNG, which keeps the committed file small."""
     h, w = image_bgr.shape[:2]
@@ -69,7 +89,8 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         model = args.model or train_example_model(args.data, args.epochs, args.imgsz, Path(tmp))
-        image = args.image or first_val_image(args.data)
+        image = cv2.imread(str(args.image or first_val_image(args.data)))
+        image = enlarged(image, args.width, args.imgsz)
         (maps,) = visualize(model, source=image, imgsz=args.imgsz, normalize=True, project=tmp, name="figure")
         save_small_png(cv2.imread(str(maps.files[0])), args.out, args.width, args.colors)
     print(f"saved {args.out} ({args.out.stat().st_size / 1024:.0f} KB)")

@@ -91,11 +91,16 @@ def test_folder_gives_one_result_per_image_with_valid_pngs(folder_run, coco8_ima
         grid, channel = m.files
         assert grid.parent == project / "grid"
         assert grid.name == f"{path.stem}_attention.png" and channel.name == f"{path.stem}_channel.png"
-        # the input image plus one tile per spatial map, up to 3 tiles per row, tiles at most 640 px
+        # the input image plus one tile per spatial map, up to 3 tiles per row, tiles of a full row at most 640 px:
+        # 5 tiles fill a row of 2 tiles, each 3/2 the size of a full row's, above a row of 3, with no empty cell
         tiles = 1 + len(m.spatial)
+        assert tiles == 5
         gain = min(640 / max(h0, w0), 1)
         tile_h, tile_w = round(h0 * gain), round(w0 * gain)
-        assert png_size(grid) == (math.ceil(tiles / 3) * tile_h, min(tiles, 3) * tile_w)
+        assert png_size(grid) == (round(tile_h * 3 / 2) + tile_h, 3 * tile_w)
+        picture = cv2.imread(str(grid))
+        last = picture[-tile_h:, -tile_w:]  # the last tile, which 3 tiles per row would leave empty
+        assert last.std() > 10  # a picture, not a blank fill
         assert png_size(channel) == (200 * len(m.channel), 800)
 
 
@@ -144,7 +149,7 @@ def colour_indices(picture: np.ndarray, cmap: str = "jet") -> np.ndarray:
 def centre(picture: np.ndarray) -> np.ndarray:
     """The part of a per-layer picture away from its label (top left) and scale bar (right edge)."""
     h, w = picture.shape[:2]
-    return picture[h // 6 :, : 3 * w // 4]
+    return picture[h // 6 :, : w // 2]
 
 
 def test_per_layer_files_have_the_image_size_and_show_the_map(trained_cbam, coco8_images, tmp_path):
@@ -186,6 +191,74 @@ def test_scale_bar_labels_give_the_limits(limits):
     for label, value in ((bottom, lo), (middle, (lo + hi) / 2), (top, hi)):
         assert abs(float(label) - value) <= 0.5 * 10**-digits
     assert len({bottom, middle, top}) == 3  # the labels tell the limits apart
+
+
+def text_rows(mask: np.ndarray) -> list[int]:
+    """Heights of the runs of rows of a boolean picture that hold a True pixel (one run per line of text)."""
+    rows = np.flatnonzero(mask.any(1))
+    runs = np.split(rows, np.flatnonzero(np.diff(rows) > 1) + 1) if rows.size else []
+    return [len(r) for r in runs]
+
+
+# shorter side of a picture -> height in px of its digits: 1/20 of the side, at least 10 px
+TEXT_HEIGHTS = {64: 10, 160: 10, 200: 10, 320: 16, 480: 24, 640: 32, 1080: 54}
+
+
+@pytest.mark.parametrize(("side", "digits"), TEXT_HEIGHTS.items())
+@pytest.mark.parametrize("landscape", [False, True])
+def test_text_grows_with_the_picture_and_has_a_minimum(side, digits, landscape):
+    from ultralytics_cbam.attention_maps import overlay
+
+    shape = (side, side * 4 // 3) if landscape else (side * 4 // 3, side)
+    black = np.zeros((*shape, 3), dtype=np.uint8)
+    # alpha 0 keeps the picture black: the only bright pixels are the text
+    bar = overlay(black, np.zeros(shape, np.float32), colormaps["jet"], 0.0, limits=(0.0, 1.0))
+    white = (bar >= 128).all(2)
+    assert not white[:, : shape[1] // 2].any()  # the scale bar sits at the right edge
+    heights = text_rows(white)
+    assert len(heights) == 3  # the labels 1.0, 0.5 and 0.0, one above the other
+    assert all(abs(h - digits) <= max(2, digits // 10) for h in heights), heights
+    titled = overlay(black, np.zeros(shape, np.float32), colormaps["jet"], 0.0, title="CBAM 10x10")
+    (title, *_) = text_rows((titled >= 128).all(2)[:, : shape[1] // 2])
+    assert abs(title - digits) <= max(2, digits // 10) + 1  # titles have the same size
+
+
+def test_text_is_legible_in_a_grid_shown_at_readme_width():
+    from ultralytics_cbam.attention_maps import grid_image, overlay
+
+    # cbam-shapes images are 160 px; their 5-tile grid is shown 800 px wide in the README
+    black = np.zeros((160, 160, 3), dtype=np.uint8)
+    tile = overlay(black, np.zeros((160, 160), np.float32), colormaps["jet"], 0.0, limits=(0.0, 1.0))
+    grid = grid_image([black, black, tile, tile, tile])
+    shown = cv2.resize(grid, (800, round(grid.shape[0] * 800 / grid.shape[1])), interpolation=cv2.INTER_AREA)
+    last_tile = shown[-shown.shape[0] * 2 // 5 :, -800 // 3 :]
+    assert min(text_rows((last_tile >= 128).all(2))) >= 12  # px: about the size of the README's own text
+
+
+@pytest.mark.parametrize("n", range(1, 11))
+@pytest.mark.parametrize("shape", [(48, 64), (90, 60), (900, 1200)])
+def test_grid_has_no_empty_cell(n, shape):
+    from ultralytics_cbam.attention_maps import grid_image
+
+    h, w = shape
+    colours = [(10 + 20 * k, 200 - 15 * k, 30 + 7 * k) for k in range(n)]  # distinct, never black or white
+    grid = grid_image([np.full((h, w, 3), c, dtype=np.uint8) for c in colours])
+    boxes = []  # (top, left, height, width) of each tile
+    for c in colours:
+        ys, xs = np.nonzero((grid == c).all(2))
+        box = (ys.min(), xs.min(), ys.max() + 1 - ys.min(), xs.max() + 1 - xs.min())
+        assert len(ys) == box[2] * box[3]  # each tile is one rectangle
+        assert abs(box[3] / box[2] - w / h) < 2 / min(box[2:])  # of the image's shape, up to rounding
+        boxes.append(box)
+    assert sum(bh * bw for _, _, bh, bw in boxes) == grid.shape[0] * grid.shape[1]  # nothing else: no empty cell
+    assert boxes == sorted(boxes)  # in reading order
+    tops = sorted({top for top, *_ in boxes})
+    assert len(tops) == math.ceil(n / 3)  # at most 3 tiles per row
+    per_row = [sum(box[0] == top for box in boxes) for top in tops]
+    assert per_row == sorted(per_row) and per_row[-1] - per_row[0] <= 1  # as even as can be, fuller rows last
+    gain = min(640 / max(h, w), 1)
+    tile = (round(h * gain), round(w * gain))  # the image at most 640 px on its longer side
+    assert boxes[-1][2:] == tile and grid.shape[1] == per_row[-1] * tile[1]  # the fullest row's tiles
 
 
 def test_imgsz_defaults_to_the_training_size(trained_cbam, coco8_images):

@@ -8,6 +8,7 @@ Example:
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -23,10 +24,15 @@ from ultralytics_cbam.modules import CBAM, ChannelAttention, SpatialAttention
 
 __all__ = ("AttentionMaps", "attention_layers", "map_to_image", "visualize")
 
-GRID_COLUMNS = 3  # tiles per row of the grid image
-GRID_TILE_MAX = 640  # longest side of a grid tile, in pixels
+GRID_COLUMNS = 3  # most tiles per row of the grid image
+GRID_TILE_MAX = 640  # longest side of a tile in a full row of the grid, in pixels
+TEXT_FRACTION = 1 / 20  # height of digits in titles and scale bars, relative to the shorter side of the picture
+TEXT_MIN = 10  # smallest height of digits, in pixels
 CHANNEL_PLOT_WIDTH, CHANNEL_PLOT_ROW = 800, 200  # pixels: channel plot width, height per layer
 _DPI = 100
+_FONT = cv2.FONT_HERSHEY_SIMPLEX
+_DIGIT_HEIGHT = 21  # pixel height of a digit of _FONT at font scale 1
+_SHADE = 0.3  # brightness left to the picture behind text
 
 
 @dataclass
@@ -235,10 +241,11 @@ def visualize(
     """Compute and save the attention maps of every CBAM layer of a model for each image of a source.
 
     Images are letterboxed as Ultralytics' predict does; the spatial maps are mapped back onto the original image.
-    Per image it saves `<stem>_attention.png` (the image and one overlay per layer, at most 3 tiles per row, tiles at
-    most 640 px on the longer side) or, with grid=False, one `<stem>_<layer>.png` per layer at the image's size, each
-    with a scale bar; and `<stem>_channel.png`, the sorted channel weights per layer (800 px wide, 200 px per layer).
-    The model is left as it was: hooks are removed and train/eval modes restored.
+    Per image it saves `<stem>_attention.png` (the image and one overlay per layer in rows of at most 3 tiles that
+    leave no cell empty, tiles of a full row at most 640 px on the longer side) or, with grid=False, one
+    `<stem>_<layer>.png` per layer at the image's size, each with a scale bar; and `<stem>_channel.png`, the sorted
+    channel weights per layer (800 px wide, 200 px per layer). The model is left as it was: hooks are removed and
+    train/eval modes restored.
 
     Args:
         model: Checkpoint or model YAML path, a YOLO model or a torch module containing CBAM layers.
@@ -333,17 +340,25 @@ def _limits(a: np.ndarray, normalize: bool) -> tuple[float, float]:
 
 def _save(maps: AttentionMaps, image, layers, save_dir, stem, grid, colours, alpha, normalize) -> list[Path]:
     files = []
-    overlays = {
-        name: overlay(image, maps.on_image(name), colours, alpha, _title(name, layers[name], a), _limits(a, normalize))
-        for name, a in maps.spatial.items()
-    }
-    if grid and overlays:
+
+    def draw(name: str, shape: tuple[int, int]) -> np.ndarray:
+        a = maps.spatial[name]
+        heat = map_to_image(a, maps.input_shape, shape)
+        return overlay(
+            _resize(image, shape), heat, colours, alpha, _title(name, layers[name], a), _limits(a, normalize)
+        )
+
+    if grid and maps.spatial:
+        # each tile is drawn at its size in the grid, so that its text scales with the tile
+        shapes = [(h, w) for _, _, h, w in grid_layout(1 + len(maps.spatial), image.shape[:2])]
+        tiles = [_label(_resize(image, shapes[0]), "input")]
+        tiles += [draw(name, shape) for name, shape in zip(maps.spatial, shapes[1:], strict=True)]
         files.append(save_dir / f"{stem}_attention.png")
-        cv2.imwrite(str(files[-1]), grid_image([_label(image, "input"), *overlays.values()]))
-    elif overlays:
-        for name, im in overlays.items():
+        cv2.imwrite(str(files[-1]), grid_image(tiles, image.shape[:2]))
+    else:
+        for name in maps.spatial:
             files.append(save_dir / f"{stem}_{name.replace('.', '-')}.png")
-            cv2.imwrite(str(files[-1]), im)
+            cv2.imwrite(str(files[-1]), draw(name, image.shape[:2]))
     if maps.channel:
         files.append(save_dir / f"{stem}_channel.png")
         titles = {name: type(layers[name]).__name__ for name in maps.channel}
@@ -351,20 +366,32 @@ def _save(maps: AttentionMaps, image, layers, save_dir, stem, grid, colours, alp
     return files
 
 
+def _resize(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """`image` at (height, width) `shape`: area averaging to shrink, bilinear to enlarge."""
+    if image.shape[:2] == tuple(shape):
+        return image
+    shrink = shape[0] * shape[1] < image.shape[0] * image.shape[1]
+    return cv2.resize(image, shape[::-1], interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+
+
 def _text_scale(image: np.ndarray) -> tuple[float, int]:
-    scale = max(min(image.shape[:2]) / 900, 0.3)
-    return scale, max(round(scale * 2), 1)
+    """Font scale and stroke thickness for text on `image`.
+
+    Digits are TEXT_FRACTION of the image's shorter side tall, at least TEXT_MIN px; strokes thicken with the size.
+    """
+    height = max(min(image.shape[:2]) * TEXT_FRACTION, TEXT_MIN)
+    return height / _DIGIT_HEIGHT, max(round(height / 10), 1)
 
 
 def _label(image: np.ndarray, text: str) -> np.ndarray:
     """Write `text` at the top left of a copy of `image`, white on a dark box."""
     out = image.copy()
     scale, thickness = _text_scale(out)
-    (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
-    pad = max(th // 3, 2)
+    (tw, th), base = cv2.getTextSize(text, _FONT, scale, thickness)
+    pad = max(th // 4, 2)
     box = out[: th + base + 2 * pad, : tw + 2 * pad]
-    box[:] = (box * 0.35).astype(np.uint8)
-    cv2.putText(out, text, (pad, pad + th), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thickness, cv2.LINE_AA)
+    box[:] = (box * _SHADE).astype(np.uint8)
+    cv2.putText(out, text, (pad, pad + th), _FONT, scale, (255, 255, 255), thickness, cv2.LINE_AA)
     return out
 
 
@@ -393,24 +420,29 @@ def overlay(
 
 
 def _scale_bar(image: np.ndarray, colours, limits: tuple[float, float]) -> None:
-    """Draw a vertical colour bar from limits[0] (bottom) to limits[1] (top) into the right edge of `image`."""
+    """Draw a vertical colour bar from limits[0] (bottom) to limits[1] (top) into the right edge of `image`.
+
+    The bar, its tick labels and the dark box behind them scale with the text size of `_text_scale`.
+    """
     h, w = image.shape[:2]
-    scale = _text_scale(image)[0]
+    scale, thickness = _text_scale(image)
     ticks = scale_ticks(limits)
-    (tw, th), _ = cv2.getTextSize(ticks[-1][1], cv2.FONT_HERSHEY_SIMPLEX, scale * 0.8, 1)
-    margin, bar_w, bar_h = max(min(h, w) // 40, 2), max(w // 40, 4), max(h // 2, 8)
-    x1 = w - margin - tw - margin
+    tw = max(cv2.getTextSize(text, _FONT, scale, thickness)[0][0] for _, text in ticks)
+    th = round(scale * _DIGIT_HEIGHT)
+    margin = max(th // 3, 2)
+    bar_w, bar_h = max(round(th * 0.7), 4), max(h // 2, 3 * th)
+    x1 = max(w - margin - tw - margin, 0)  # right end of the bar; the tick labels follow
     x0, y0 = max(x1 - bar_w, 0), max((h - bar_h) // 2, 0)
     y1 = min(y0 + bar_h, h)
-    box = image[max(y0 - th - margin, 0) : min(y1 + th + margin, h), max(x0 - margin, 0) :]
-    box[:] = (box * 0.35).astype(np.uint8)
+    box = image[max(y0 - th // 2 - margin, 0) : min(y1 + th // 2 + margin, h), max(x0 - margin, 0) :]
+    box[:] = (box * _SHADE).astype(np.uint8)
     ramp = colours(np.linspace(1, 0, y1 - y0))[:, 2::-1] * 255
     image[y0:y1, x0:x1] = ramp[:, None].round().astype(np.uint8)
     for value, text in ticks:
         y = round(y1 - 1 - value * (y1 - y0 - 1))
-        cv2.line(image, (x1, y), (x1 + margin // 2, y), (255, 255, 255), 1)
-        org = (x1 + margin // 2 + 1, min(max(y + th // 2, th), h - 1))
-        cv2.putText(image, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale * 0.8, (255, 255, 255), 1, cv2.LINE_AA)
+        cv2.line(image, (x0, y), (x1 - 1, y), (0, 0, 0), thickness)  # a dark tick across the bar
+        org = (x1 + margin, min(max(y + th // 2, th), h - 1))
+        cv2.putText(image, text, org, _FONT, scale, (255, 255, 255), thickness, cv2.LINE_AA)
 
 
 def scale_ticks(limits: tuple[float, float]) -> list[tuple[float, str]]:
@@ -423,19 +455,44 @@ def scale_ticks(limits: tuple[float, float]) -> list[tuple[float, str]]:
     return [(k, f"{lo + k * (hi - lo):.{digits}f}") for k in (0.0, 0.5, 1.0)]
 
 
-def grid_image(tiles: list[np.ndarray]) -> np.ndarray:
-    """Tile images of one size into rows of at most GRID_COLUMNS, each scaled to at most GRID_TILE_MAX px."""
-    h, w = tiles[0].shape[:2]
+def grid_layout(n: int, shape: tuple[int, int]) -> list[tuple[int, int, int, int]]:
+    """(top, left, height, width) of `n` tiles of an image of (height, width) `shape` in a grid with no empty cell.
+
+    The tiles fill ceil(n / GRID_COLUMNS) rows, as evenly as possible and with fewer tiles in the first rows. Every row
+    spans the width of the fullest one, whose tiles have the image's shape scaled to at most GRID_TILE_MAX px on the
+    longer side, so the tiles of a shorter row are larger.
+    """
+    h, w = shape
     gain = min(GRID_TILE_MAX / max(h, w), 1.0)
-    th, tw = max(round(h * gain), 1), max(round(w * gain), 1)
-    cols = min(len(tiles), GRID_COLUMNS)
-    rows = math.ceil(len(tiles) / cols)
-    canvas = np.full((rows * th, cols * tw, 3), 255, dtype=np.uint8)
-    for k, tile in enumerate(tiles):
-        r, c = divmod(k, cols)
-        if gain < 1:
-            tile = cv2.resize(tile, (tw, th), interpolation=cv2.INTER_AREA)
-        canvas[r * th : (r + 1) * th, c * tw : (c + 1) * tw] = tile
+    tile_h, tile_w = max(round(h * gain), 1), max(round(w * gain), 1)
+    rows = math.ceil(n / GRID_COLUMNS)
+    cols = math.ceil(n / rows)
+    cells, top = [], 0
+    for r in range(rows):
+        k = n // rows + (r >= rows - n % rows)  # tiles in this row
+        row_h = round(tile_h * cols / k)
+        edges = [round(i * cols * tile_w / k) for i in range(k + 1)]
+        cells += [(top, x0, row_h, x1 - x0) for x0, x1 in itertools.pairwise(edges)]
+        top += row_h
+    return cells
+
+
+def grid_image(tiles: list[np.ndarray], shape: tuple[int, int] | None = None) -> np.ndarray:
+    """Place images of one aspect ratio in the cells of `grid_layout`, resizing those not drawn at their cell's size.
+
+    Args:
+        tiles: BGR uint8 images, in reading order.
+        shape: (height, width) of the image the layout is made for; default: the first tile's.
+
+    Returns:
+        BGR uint8 grid image.
+    """
+    cells = grid_layout(len(tiles), shape or tiles[0].shape[:2])
+    height = max(top + h for top, _, h, _ in cells)
+    width = max(left + w for _, left, _, w in cells)
+    canvas = np.zeros((height, width, 3), dtype=np.uint8)
+    for tile, (top, left, h, w) in zip(tiles, cells, strict=True):
+        canvas[top : top + h, left : left + w] = _resize(tile, (h, w))
     return canvas
 
 
