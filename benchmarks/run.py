@@ -87,8 +87,8 @@ def run(overrides: dict) -> dict:
     results["targets"] = report.evaluate_targets(results)
     results["meta"]["seconds"] = round(time.perf_counter() - start)
     json_path, md_path = report.save(results, cfg.save_dir, cfg.name)
-    met = sum(t["met"] for t in results["targets"])
-    progress(f"{met} of {len(results['targets'])} speed targets met; results in {json_path} and {md_path.name}")
+    counts = ", ".join(f"{n} {name}" for name, n in report.count_outcomes(results["targets"]).items())
+    progress(f"speed targets: {counts}; results in {json_path} and {md_path.name}")
     return results
 
 

@@ -28,6 +28,8 @@ class Timing:
         return min(self.samples_ms) if self.samples_ms else self.median_ms
 
     def as_dict(self) -> dict:
+        """The summary for a results JSON, with every sample (ms per call, in round order, unrounded) under
+        ``samples_ms``, from which the paired ratios and their intervals can be computed again."""
         return {
             "median_ms": round(self.median_ms, 4),
             "min_ms": round(self.min_ms, 4),
@@ -35,6 +37,7 @@ class Timing:
             "q3_ms": round(self.q3_ms, 4),
             "samples": self.samples,
             "calls_per_sample": self.calls_per_sample,
+            "samples_ms": list(self.samples_ms),
         }
 
 

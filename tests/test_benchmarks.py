@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+import itertools
 import json
 import math
 import random
@@ -15,8 +17,8 @@ import torch
 from helpers import save_checkpoint
 
 from benchmarks import readme_tables
-from benchmarks.config import build_config
-from benchmarks.report import evaluate_targets, markdown
+from benchmarks.config import RESULTS_DIR, build_config
+from benchmarks.report import evaluate_targets, markdown, to_json
 from benchmarks.timing import Timing, interleaved, paired_ratio, paired_ratio_interval
 
 
@@ -102,22 +104,26 @@ def _model_record(kind: str, batch: int, ratio: float, interval: list[float]) ->
             "ratio_interval": interval, "ratio_of_minima": 1.0, "times": RESULTS["model"][0]["times"]}  # fmt: skip
 
 
-def test_targets_whose_limit_lies_inside_the_interval_count_as_met():
+def test_targets_are_met_within_noise_or_missed():
+    """Met: the ratio at most the limit. Within noise: above it, the limit inside the interval. Missed: the whole
+    interval above the limit."""
     results = {
         "meta": RESULTS["meta"],
         "model": [
-            _model_record("onnxruntime", 1, 1.09, [1.07, 1.10]),
+            _model_record("onnxruntime", 1, 1.08, [1.07, 1.10]),
             _model_record("onnxruntime", 8, 1.09, [1.085, 1.1]),
+            _model_record("train", 8, 1.083, [1.062, 1.109]),
         ],
     }
-    b1, b8 = evaluate_targets(results)
-    assert b1["met"] and b1["within_noise"] and not b8["met"] and not b8["within_noise"]
-    results["targets"] = [b1, b8]
+    targets = evaluate_targets(results)
+    assert [t["outcome"] for t in targets] == ["met", "missed", "within noise"]
+    results["targets"] = targets
     text = markdown(results)
-    assert "1 of 2 met; 1 with the limit inside the 95 % interval of the ratio" in text
-    assert "| yolov8n-cbam / yolov8n onnxruntime batch 1 | 1.090 | 1.070 – 1.100 | ≤ 1.08 | yes (limit inside" in text
-    assert "| yolov8n-cbam / yolov8n onnxruntime batch 8 | 1.090 | 1.085 – 1.100 | ≤ 1.08 | **no** |" in text
-    assert "| ONNX Runtime | cpu | 1x640 | 50 | 50.5 | 1.090 | 1.070 – 1.100 | 1.000 |" in text
+    assert "## Speed targets (CPU): 1 met, 1 within noise, 1 missed (of 3)\n" in text
+    assert "| yolov8n-cbam / yolov8n onnxruntime batch 1 | 1.080 | 1.070 – 1.100 | ≤ 1.08 | met |" in text
+    assert "| yolov8n-cbam / yolov8n onnxruntime batch 8 | 1.090 | 1.085 – 1.100 | ≤ 1.08 | **missed** |" in text
+    assert "| yolov8n-cbam / yolov8n train batch 8 | 1.083 | 1.062 – 1.109 | ≤ 1.07 | within noise |" in text
+    assert "| ONNX Runtime | cpu | 1x640 | 50 | 50.5 | 1.080 | 1.070 – 1.100 | 1.000 |" in text
 
 
 def test_each_measurement_has_its_limit():
@@ -218,8 +224,8 @@ MACHINE = {
 RESULTS = {
     "meta": {"mode": "full", "threads": 2, "date": "2026-01-01 00:00 UTC", "machine": MACHINE},
     "targets": [
-        {"target": "yolov8n eager b1", "ratio": 1.01, "limit": 1.03, "met": True},
-        {"target": "module cbam x", "ratio": 1.2, "limit": 1.0, "met": False},
+        {"target": "yolov8n eager b1", "ratio": 1.01, "limit": 1.03},
+        {"target": "module cbam x", "ratio": 1.2, "limit": 1.0},
     ],
     "model": [
         {
@@ -246,7 +252,8 @@ def test_readme_block_is_rewritten_from_the_results(tmp_path):
     text = readme.read_text()
     assert text.startswith("intro\n") and text.endswith("outro\n") and "old" not in text
     assert "Test CPU, 2 logical CPUs, torch threads: 2" in text and "2026-01-01 00:00 UTC" in text
-    assert "#### Speed targets (CPU): 1 of 2 met" in text and "| module cbam x | 1.200 | – | ≤ 1.0 | **no** |" in text
+    assert "#### Speed targets (CPU): 1 met, 0 within noise, 1 missed (of 2)" in text
+    assert "| module cbam x | 1.200 | – | ≤ 1.0 | **missed** |" in text
     assert (
         "#### Model level" in text and "| yolov8n | eager PyTorch (fused) | cpu | 1x640 | 50 | 50.5 | 1.010 |" in text
     )
@@ -260,15 +267,15 @@ def test_runs_on_other_machines_add_their_speed_targets(tmp_path):
     other = {
         **RESULTS,
         "meta": {**RESULTS["meta"], "date": "2026-02-02 00:00 UTC", "machine": {**MACHINE, "cpu": "Other CPU"}},
-        "targets": [{"target": "yolov8n eager b1", "ratio": 1.05, "limit": 1.03, "met": False}],
+        "targets": [{"target": "yolov8n eager b1", "ratio": 1.05, "limit": 1.03}],
     }
     paths = [tmp_path / "cpu-full.json", tmp_path / "cpu-full-other.json"]
     for path, run in zip(paths, (RESULTS, other), strict=True):
         path.write_text(json.dumps(run))
     readme_tables.update_readme(readme, *paths)
-    first, second = readme.read_text().split("#### Speed targets (CPU: Other CPU): 0 of 1 met\n")
-    assert "#### Speed targets (CPU: Test CPU): 1 of 2 met" in first and "#### Model level" in first
-    assert "| yolov8n eager b1 | 1.050 | – | ≤ 1.03 | **no** |" in second and "Model level" not in second
+    first, second = readme.read_text().split("#### Speed targets (CPU: Other CPU): 0 met, 0 within noise, 1 missed")
+    assert "#### Speed targets (CPU: Test CPU): 1 met, 0 within noise, 1 missed" in first and "Model level" in first
+    assert "| yolov8n eager b1 | 1.050 | – | ≤ 1.03 | **missed** |" in second and "Model level" not in second
     assert "Measured on Other CPU, 2 logical CPUs" in second and "2026-02-02 00:00 UTC." in second
     assert "2026-02-02" not in first and "Other CPU" not in first
 
@@ -282,6 +289,102 @@ def test_a_bad_results_file_among_several_is_named_and_the_readme_kept(tmp_path)
     with pytest.raises(ValueError, match=r"cpu-full-other\.json is not a benchmark results file"):
         readme_tables.update_readme(readme, good, bad)
     assert "old" in readme.read_text()
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def _sign_test_interval(ratios: list[float]) -> tuple[float, float]:
+    """The 95 % interval of the median as benchmarks/README.md states it: the k-th smallest and k-th largest ratio for
+    the largest k (up to the median's rank) with P(Binomial(n, 1/2) < k) <= 2.5 %; the whole range where none is."""
+    ordered, n = sorted(ratios), len(ratios)
+    at_most = list(itertools.accumulate(math.comb(n, i) for i in range(n + 1)))  # 2**n P(count <= i)
+    k = max((k for k in range(1, (n + 1) // 2 + 1) if 40 * at_most[k - 1] <= 2**n), default=1)
+    return ordered[k - 1], ordered[n - k]
+
+
+def _comparisons(results: dict) -> list[tuple[float, list[float], list[float], list[float], int]]:
+    """(ratio, interval, samples of ours, samples of the reference, decimals stored) of every comparison."""
+    from benchmarks.cbam_variants import REFERENCE_FORWARD
+
+    found = []
+    for r in results.get("module", []):
+        for other, ratio in r["ratios"].items():
+            samples = (r["times"]["ours"]["samples_ms"], r["times"][other]["samples_ms"])
+            found.append((ratio, r["ratio_intervals"][other], *samples, 3))
+    for r in results.get("model", []):
+        samples = (r["times"]["yolov8-cbam"]["samples_ms"], r["times"]["yolov8"]["samples_ms"])
+        found.append((r["ratio"], r["ratio_interval"], *samples, 4))
+        assert r["ratio_of_minima"] == pytest.approx(min(samples[0]) / min(samples[1]), abs=5e-5)
+    for r in results.get("variants", []):
+        for name, ratio in r["ratios"].items():
+            samples = (r["times"][name]["samples_ms"], r["times"][REFERENCE_FORWARD]["samples_ms"])
+            found.append((ratio, r["ratio_intervals"][name], *samples, 4))
+    return found
+
+
+def _timings(results: dict) -> list[dict]:
+    return [t for part in ("module", "model", "variants") for r in results.get(part, []) for t in r["times"].values()]
+
+
+def _check_against_samples(results: dict) -> int:
+    """Assert that each ratio, interval, median and target outcome of `results` is what its raw samples give;
+    return how many comparisons were checked."""
+    for t in _timings(results):
+        assert t["samples"] == len(t["samples_ms"])
+        assert t["median_ms"] == pytest.approx(_median(t["samples_ms"]), abs=5e-5)  # stored rounded
+    comparisons = _comparisons(results)
+    for ratio, interval, ours, theirs, decimals in comparisons:
+        rounds = [a / b for a, b in zip(ours, theirs, strict=True)]
+        tolerance = 0.5 * 10**-decimals + 1e-12  # the harness stores them rounded
+        assert ratio == pytest.approx(_median(rounds), abs=tolerance)
+        assert interval == pytest.approx(list(_sign_test_interval(rounds)), abs=tolerance)
+    measured = [(ratio, interval) for ratio, interval, *_ in comparisons]
+    for t in results["targets"]:
+        low, high = t["interval"]
+        assert (t["ratio"], t["interval"]) in measured
+        expected = "met" if t["ratio"] <= t["limit"] else "within noise" if low <= t["limit"] <= high else "missed"
+        assert t["outcome"] == expected, t
+    return len(comparisons)
+
+
+# Saved before the results held raw samples: their ratios cannot be computed again. Every other one must hold them.
+WITHOUT_SAMPLES = {"cpu-full.json", "cpu-full-2threads.json", "cpu-variants.json"}
+
+
+def test_saved_ratios_and_intervals_follow_from_their_raw_samples():
+    """Every saved results JSON that holds raw samples gives its ratios, intervals and outcomes again from them."""
+    for path in sorted(RESULTS_DIR.glob("*.json")):
+        results = json.loads(path.read_text())
+        if any("samples_ms" in t for t in _timings(results)):
+            assert _check_against_samples(results) > 0, path
+        else:
+            assert path.name in WITHOUT_SAMPLES, f"{path} holds no raw samples"
+
+
+def test_a_run_saves_its_raw_samples_and_they_give_its_ratios(tmp_path, monkeypatch):
+    """A small module-level run of the harness, in this process: the JSON it writes holds every sample of both sides
+    of each comparison, and a restatement of the method computes its ratios, intervals and outcomes from them."""
+    from benchmarks import module_bench, run
+
+    timm = importlib.util.find_spec("timm") is not None  # the bench extra; without it, no target is measured
+    variants = ("ours", "timm", "paper") if timm else ("ours", "ultralytics", "paper")
+    monkeypatch.setattr(module_bench, "VARIANTS", variants)
+    settings = {"parts": "module", "scales": "n", "imgsz": 64, "module_batches": 2, "rounds": 10, "warmup": 1}
+    settings |= {"min_sample_s": 0.0, "threads": torch.get_num_threads(), "save_dir": str(tmp_path), "name": "tiny"}
+    returned = run.run(settings)
+    text = (tmp_path / "tiny.json").read_text()
+    saved = json.loads(text)
+    assert saved == json.loads(json.dumps(returned)) and text == to_json(saved)
+    assert all(line.endswith(("],", "]")) for line in text.splitlines() if '"samples_ms": [' in line)  # one line each
+    cases = 2 * len(module_bench.cbam_input_shapes("n", 64))  # every CBAM layer, inference and training
+    assert len(saved["module"]) == cases and all(len(t["samples_ms"]) == 10 for t in _timings(saved))
+    assert _check_against_samples(saved) == cases * 2
+    assert len(saved["targets"]) == (cases if timm else 0)
+    assert (tmp_path / "tiny.md").read_text() == markdown(saved)
 
 
 def test_readme_block_is_the_one_written_from_the_saved_results(tmp_path):

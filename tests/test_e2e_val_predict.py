@@ -43,7 +43,7 @@ def test_cli_val_in_fresh_process_gives_same_boxes(trained_cbam, coco8, tmp_path
     ours = json.loads((tmp_path / "in_process" / "predictions.json").read_text())
     theirs = json.loads((tmp_path / "cli" / "predictions.json").read_text())
     assert ours, "no predictions to compare"
-    key = lambda p: (p["file_name"], -p["score"], p["category_id"], p["bbox"])  # noqa: E731
+    key = lambda p: (p["image_id"], -p["score"], p["category_id"], p["bbox"])  # noqa: E731
     assert sorted(theirs, key=key) == sorted(ours, key=key)
 
 

@@ -19,12 +19,6 @@ IMGSZ = 64
 @pytest.fixture(scope="module")
 def source(coco8, tmp_path_factory) -> Path:
     """A stock yolov8n trained briefly on coco8's training photographs (listed 32 times per epoch, single class)."""
-    import numpy as np
-    from ultralytics import __version__
-    from ultralytics.utils.checks import check_version
-
-    if not hasattr(np, "trapz") and not check_version(__version__, ">=8.2.0"):
-        pytest.skip(f"Ultralytics {__version__} validates the last epoch with numpy.trapz, gone from numpy 2.4")
     project = tmp_path_factory.mktemp("source")
     images = sorted((coco8.parent / "images" / "train").glob("*.jpg"))
     (project / "train.txt").write_text("\n".join(map(str, images * 32)) + "\n")
