@@ -550,3 +550,32 @@ def test_default_backend_never_imports_ray(coco8, tmp_path):
     assert set(eval(lines["importers"])) <= {"ultralytics.utils.callbacks.raytune"}  # only Ultralytics' own probe
     assert "ultralytics_cbam.ablation_ray" not in lines["modules"]
     assert (tmp_path / "local" / "results.md").is_file()
+
+
+def test_checkpoint_base_fine_tunes_every_variant_from_its_weights(coco8, tmp_path):
+    """base=best.pt: each variant is the checkpoint's model with its attention, and starts from the checkpoint's weights
+    in every layer it shares with it. With a learning rate of 0 the runs end where they started, so their weights show
+    it."""
+    stock = YOLO("yolov8n.yaml")
+    stock.train(data=str(coco8), epochs=1, imgsz=64, batch=4, workers=0, device="cpu", project=str(tmp_path))
+    ckpt = tmp_path / "train" / "weights" / "best.pt"
+    source = torch.load(ckpt, weights_only=False)["model"].float().state_dict()
+    frozen = {"optimizer": "SGD", "lr0": 0.0, "warmup_epochs": 0, "weight_decay": 0.0, "momentum": 0.0}
+    results, _ = _run(coco8, tmp_path / "grid", variants="baseline,cbam,se,cbam+gentle", base=str(ckpt), **frozen)
+    assert {r["variant"] for r in results.runs} == {"baseline", "cbam", "se", "cbam+gentle"}
+    index = add_cbam(str(ckpt), output=tmp_path / "mapped.yaml").index_map  # stock layer -> layer in the variant
+    for name in ("baseline", "cbam", "se", "cbam+gentle"):
+        trained = torch.load(results.save_dir / f"{name}-seed0" / "weights" / "last.pt", weights_only=False)["model"]
+        params = dict(trained.float().named_parameters())
+        for key, value in source.items():
+            if "running_" in key or "num_batches" in key or key.split(".")[-1] not in ("weight", "bias"):
+                continue
+            layer = int(key.split(".")[1])
+            moved = key if name == "baseline" else key.replace(f"model.{layer}.", f"model.{index[layer]}.", 1)
+            assert torch.equal(params[moved], value), f"{name}: {moved} is not the checkpoint's {key}"
+    yaml_rows = load_yaml(results.save_dir / "models" / "best-se.yaml")
+    assert sum(row[2] == "SE" for row in yaml_rows["backbone"] + yaml_rows["head"]) == 4
+    with pytest.raises(ValueError, match="base= is a checkpoint"):
+        ablate(data=str(coco8), base=str(ckpt), variants="baseline", pretrained=str(ckpt), project=str(tmp_path))
+    with pytest.raises(ValueError, match="weights fit no other scale"):
+        build_variant(Variant.parse("baseline@s"), str(ckpt))

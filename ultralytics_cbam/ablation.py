@@ -30,6 +30,7 @@ from ultralytics_cbam.ablation_variants import (
     DEFAULT_BASE,
     Variant,
     build_variant,
+    is_checkpoint,
     model_file_name,
     parse_variants,
     slug,
@@ -127,6 +128,8 @@ def _train(run: Run) -> dict:
     start = time.perf_counter()
     quiet = {"verbose": False} if "verbose" in inspect.signature(YOLO.__init__).parameters else {}  # not in 8.1
     yolo = YOLO(str(run.model_file), **quiet)
+    if settings.get("weights"):
+        yolo.load(settings["weights"])  # every layer the variant shares with the checkpoint, found by layer type
     train_args = dict(settings["train_args"])
     if run.device is not None:
         train_args.setdefault("device", run.device)
@@ -322,8 +325,11 @@ def ablate(
     Args:
         data: Dataset YAML.
         variants: Comma-separated names or a list of names and model YAML paths.
-        base: Model YAML the variants derive from: an Ultralytics name ('yolov8n.yaml', 'yolo11s.yaml',
-            'yolo26n.yaml') or a file; its scale letter sets the variants' scale.
+        base: Model the variants derive from: a model YAML, as an Ultralytics name ('yolov8n.yaml', 'yolo11s.yaml',
+            'yolo26n.yaml') or a file, whose scale letter sets the variants' scale; or a trained checkpoint
+            ('path/to/best.pt'), whose model every variant extends and whose weights every run starts from (the
+            layers a variant shares with it; attention layers start as the variant initialises them), to compare the
+            variants when fine-tuning a pretrained model.
         epochs: Training epochs of every run.
         seeds: Number of seeds (0..n-1) or a list of seeds; every variant trains once per seed.
         imgsz: Training, GFLOPs and latency image size.
@@ -347,6 +353,12 @@ def ablate(
 
     prefix = colorstr("ablate:")
     _check_arguments(train_args, {"epochs": epochs, "imgsz": imgsz, "latency_runs": latency_runs}, backend)
+    if is_checkpoint(base):
+        from ultralytics_cbam.transfer import checkpoint_file
+
+        if "pretrained" in train_args:
+            raise ValueError("ablate: base= is a checkpoint, which every run starts from; pretrained= cannot be given")
+        base = str(Path(checkpoint_file(base)).resolve())
     grid_variants, grid_seeds = parse_variants(variants), parse_seeds(seeds)
     built = {v.name: build_variant(v, base) for v in grid_variants}  # bad variants fail before anything is written
     nc = _dataset_classes(data)
@@ -364,6 +376,8 @@ def ablate(
         for seed in grid_seeds:
             settings = {"data": str(data), "epochs": epochs, "imgsz": imgsz, "batch": batch, "seed": seed}
             settings.update(model_yaml=text, train_args=train_args, **({"gentle": True} if variant.gentle else {}))
+            if is_checkpoint(base):
+                settings["weights"] = base
             run = Run(variant.name, seed, model_file, save_dir / f"{slug(variant.name)}-seed{seed}", settings)
             finished = _read_marker(run.run_dir)
             if finished is not None:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-__all__ = ("DEFAULT_BASE", "Variant", "build_variant", "model_file_name", "parse_variants")
+__all__ = ("DEFAULT_BASE", "Variant", "build_variant", "is_checkpoint", "model_file_name", "parse_variants")
 
 DEFAULT_BASE = "yolov8n.yaml"
 SCALES = "nslmx"
@@ -112,7 +112,7 @@ class Variant:
             return f"model YAML {self.file}"
         scale = f" at scale {self.scale}" if self.scale else ""
         if self.placement == "none":
-            return f"stock {base}{scale}, no attention"
+            return f"{'the checkpoint' if is_checkpoint(base) else 'stock'} {Path(base).name}{scale}, no attention"
         args = ", ".join(f"{k}={v}" for k, v in self.args().items())
         gentle = ", started near identity (gentle_init)" if self.gentle else ""
         return f"{self.module}({args}) {_WHERE[self.placement]}{gentle}{scale}"
@@ -149,12 +149,17 @@ def base_scale(base: str, d: dict) -> str:
     return guess_model_scale(base) or next(iter(scales), "")
 
 
+def is_checkpoint(base: str | Path) -> bool:
+    """Whether the grid's base is a trained checkpoint (its variants start from its weights) rather than a YAML."""
+    return str(base).lower().endswith(".pt")
+
+
 def build_variant(variant: Variant, base: str = DEFAULT_BASE) -> tuple[dict, str, str]:
-    """The model dict, YAML text and scale of a variant of model YAML `base`.
+    """The model dict, YAML text and scale of a variant of `base`, a model YAML or a trained checkpoint (.pt).
 
     The scales of the YAML are cut to the variant's one, so the model is that scale whatever its file is called.
     """
-    from ultralytics_cbam.insert import _find_yaml, insert_rows, read_comments, write_model_yaml
+    from ultralytics_cbam.insert import insert_rows, model_yaml, read_comments, write_model_yaml
 
     if variant.placement == "file":
         text = variant.file.read_text(encoding="utf-8")
@@ -162,13 +167,16 @@ def build_variant(variant: Variant, base: str = DEFAULT_BASE) -> tuple[dict, str
         if not isinstance(d, dict) or "backbone" not in d or "head" not in d:
             raise ValueError(f"variant model YAML '{variant.file}' has no 'backbone' and 'head' sections")
         return d, text, base_scale(variant.file.name, d)
-    file = _find_yaml(base)
-    text = file.read_text(encoding="utf-8")
-    d = yaml.safe_load(text)
-    if not isinstance(d, dict) or not isinstance(d.get("backbone"), list) or not isinstance(d.get("head"), list):
+    d, text, base_letter = model_yaml(base)
+    if not isinstance(d.get("backbone"), list) or not isinstance(d.get("head"), list):
         raise ValueError(f"base model YAML '{base}' has no 'backbone' and 'head' lists")
     scales = d.get("scales") or {}
-    scale = variant.scale or base_scale(base, d)
+    scale = variant.scale or base_letter or base_scale(base, d)
+    if variant.scale and is_checkpoint(base) and variant.scale != base_letter:
+        raise ValueError(
+            f"variant '{variant.name}': base '{base}' is a checkpoint of scale '{base_letter}', whose weights fit no "
+            f"other scale; use its model YAML as base for '@{variant.scale}'"
+        )
     if variant.scale and variant.scale not in scales:
         have = f"its scales are {', '.join(scales)}" if scales else "it has no scales"
         raise ValueError(f"variant '{variant.name}': base '{base}' has no scale '{variant.scale}' ({have})")

@@ -16,7 +16,7 @@ from torch import nn
 
 from ultralytics_cbam.integration import YAML_LAYER_NAMES, ModelYAMLError, yaml_row
 
-__all__ = ("CBAMInsertion", "add_cbam", "neck_places")
+__all__ = ("CBAMInsertion", "add_cbam", "insert_rows", "model_yaml", "neck_places")
 
 _PROBE_SIZE = 256  # input size used to find each backbone layer's stride (divisible by 64 for P6 models)
 _DEFAULT_R, _DEFAULT_K = 16, 7
@@ -198,6 +198,22 @@ def _check_layer(layer: str, r: int, k: int) -> None:
 
 
 # --- input -----------------------------------------------------------------------------------------------------
+
+
+def model_yaml(model) -> tuple[dict, str, str]:
+    """The model YAML of any model input `add_cbam` takes, and its scale.
+
+    Args:
+        model: Model YAML path or Ultralytics name, model dict, checkpoint path (.pt) or YOLO model.
+
+    Returns:
+        (tuple): The model dict (a copy), its YAML text (the file's, with its comments; written anew for a checkpoint or
+            dict) and its scale letter ('' where it has none).
+    """
+    source = _Source.resolve(model)
+    d = copy.deepcopy(source.dict)
+    text = source.text or write_model_yaml(d, read_comments("", len(source.rows())), f"model YAML of {source.name}")
+    return d, text, source.scale
 
 
 class _Source:
