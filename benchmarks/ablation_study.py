@@ -21,10 +21,11 @@ Usage:
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
+
+from benchmarks.study_records import harvest, load_records, restore, save_records, summary, variants_in, write_plot
 
 os.environ.setdefault("YOLO_OFFLINE", "1")
 
@@ -46,70 +47,6 @@ DEFAULTS = {
     "figure": ROOT / "benchmarks" / "figures" / "ablation.png",
     "train": True,
 }
-
-
-# --- records -----------------------------------------------------------------------------------------------------
-
-
-def load_records(file: Path) -> dict:
-    """The committed records: {'models': variant -> model YAML, 'runs': [{'variant', 'seed', 'marker', 'profile'}]}."""
-    if not Path(file).exists():
-        return {"models": {}, "runs": []}
-    return json.loads(Path(file).read_text(encoding="utf-8"))
-
-
-def save_records(file: Path, records: dict) -> None:
-    """Write the records, runs sorted by variant and seed, so that a diff shows only new runs."""
-    records["runs"].sort(key=lambda r: (r["variant"], r["seed"]))
-    Path(file).parent.mkdir(parents=True, exist_ok=True)
-    Path(file).write_text(json.dumps(records, indent=1, sort_keys=True) + "\n", encoding="utf-8")
-
-
-def harvest(records: dict, save_dir: Path) -> int:
-    """Add every finished run of the grid in `save_dir` (its marker, and its cost from runs.csv) to the records."""
-    import csv
-
-    from ultralytics_cbam.ablation import MARKER
-
-    file = save_dir / "runs.csv"
-    rows = list(csv.DictReader(file.open(encoding="utf-8"))) if file.exists() else []
-    added = 0
-    for row in rows:
-        marker_file = Path(row["run_dir"]) / MARKER
-        if not marker_file.exists():
-            continue
-        marker = json.loads(marker_file.read_text(encoding="utf-8"))
-        settings = dict(marker["settings"])
-        variant, seed = row["variant"], int(row["seed"])
-        records["models"][variant] = settings.pop("model_yaml")
-        record = {k: v for k, v in marker["record"].items() if k != "run_dir"}
-        profile = {"params": int(row["params"]), "gflops": float(row["gflops"]), "latency_ms": float(row["latency_ms"])}
-        entry = {"variant": variant, "seed": seed, "settings": settings, "record": record, "profile": profile}
-        added += entry not in records["runs"]
-        records["runs"] = [r for r in records["runs"] if (r["variant"], r["seed"]) != (variant, seed)] + [entry]
-    return added
-
-
-def restore(records: dict, save_dir: Path) -> int:
-    """Write the marker of every recorded run whose directory in `save_dir` lacks one, so `ablate` skips it."""
-    from ultralytics_cbam.ablation import MARKER
-    from ultralytics_cbam.ablation_variants import slug
-
-    restored = 0
-    for r in records["runs"]:
-        run_dir = save_dir / f"{slug(r['variant'])}-seed{r['seed']}"
-        if not (run_dir / MARKER).exists():
-            run_dir.mkdir(parents=True, exist_ok=True)
-            settings = {**r["settings"], "model_yaml": records["models"][r["variant"]]}
-            record = {**r["record"], "run_dir": str(run_dir)}
-            (run_dir / MARKER).write_text(json.dumps({"settings": settings, "record": record}), encoding="utf-8")
-            restored += 1
-    return restored
-
-
-def table_runs(records: dict) -> list[dict]:
-    """The records as the rows `ablation_stats.summarize` takes."""
-    return [{**r["record"], **r["profile"], "variant": r["variant"], "seed": r["seed"]} for r in records["runs"]]
 
 
 # --- the decision ------------------------------------------------------------------------------------------------
@@ -170,40 +107,20 @@ def decision_text(records: dict, max_seeds: int) -> str:
 def block(records: dict, settings: dict, figure: Path, readme: Path, cam: Path | None = None) -> str:
     """The README block, from the records alone: the command, the table, the decision and the figures."""
     from ultralytics_cbam.ablation_report import markdown_table
-    from ultralytics_cbam.ablation_stats import summarize
     from ultralytics_cbam.ablation_variants import Variant
 
-    runs = table_runs(records)
-    order = [v for v in ORDER.split(",") if any(r["variant"] == v for r in runs)]
-    table = summarize(runs, order)
+    order = variants_in(records, ORDER.split(","))
     descriptions = {v: Variant.parse(v).describe(settings["base"]) for v in order}
-    seeds = max(sum(r["variant"] == v for r in runs) for v in order)
+    seeds = max(sum(r["variant"] == v for r in records["runs"]) for v in order)
     command = COMMAND.format(**{**settings, "variants": ",".join(order), "seeds": seeds})
-    parts = [f"`{command}`", markdown_table(table, descriptions).strip(), decision_text(records, settings["max_seeds"])]
+    table = markdown_table(summary(records, order), descriptions).strip()
+    parts = [f"`{command}`", table, decision_text(records, settings["max_seeds"])]
     link = os.path.relpath(figure, readme.parent).replace(os.sep, "/")
     parts.append(f"![Paired differences of mAP50-95 and mAP50-95 against latency]({link})")
     if cam is not None and cam.exists():
         link = os.path.relpath(cam, readme.parent).replace(os.sep, "/")
         parts.append(f"![LayerCAM of baseline, se, cbam and neck-only on one validation image]({link})")
     return "\n\n".join(parts)
-
-
-def plot(records: dict, figure: Path) -> None:
-    """The study's plot (paired differences and mAP against latency), from the records."""
-    import tempfile
-
-    import cv2
-
-    from benchmarks.readme_figures import save_small_png
-    from ultralytics_cbam.ablation_report import plot_table
-    from ultralytics_cbam.ablation_stats import summarize
-
-    runs = table_runs(records)
-    order = [v for v in ORDER.split(",") if any(r["variant"] == v for r in runs)]
-    with tempfile.TemporaryDirectory() as tmp:
-        file = Path(tmp) / "plot.png"
-        plot_table(summarize(runs, order), file)
-        save_small_png(cv2.imread(str(file)), figure, width=900, colors=64)
 
 
 # --- main --------------------------------------------------------------------------------------------------------
@@ -247,7 +164,7 @@ def main(argv: list[str] | None = None) -> dict:
             step(f"{REFERENCE},{DECIDE},se", state[1])
         step(REST, args["seeds"])
     if args["readme"] is not None:
-        plot(records, args["figure"])
+        write_plot(records, ORDER.split(","), args["figure"])
         write_block(args["readme"], "ablation", block(records, args, args["figure"], args["readme"]))
         print(f"{args['readme']}: ablation block written from {args['records']}")
     return records

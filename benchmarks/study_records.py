@@ -1,0 +1,97 @@
+"""Run records of the studies: every finished run of an `ablate` grid (its settings, metrics and cost) in one JSON file
+that is committed beside the study's script, so that a later checkout resumes the grid from it and the study's
+tables are rebuilt from it alone."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def load_records(file: Path) -> dict:
+    """The committed records: {'models': variant -> model YAML, 'runs': [{'variant', 'seed', 'settings', 'record',
+    'profile'}]} (an empty set where the file does not exist yet)."""
+    if not Path(file).exists():
+        return {"models": {}, "runs": []}
+    return json.loads(Path(file).read_text(encoding="utf-8"))
+
+
+def save_records(file: Path, records: dict) -> None:
+    """Write the records, runs sorted by variant and seed, so that a diff shows only new runs."""
+    records["runs"].sort(key=lambda r: (r["variant"], r["seed"]))
+    Path(file).parent.mkdir(parents=True, exist_ok=True)
+    Path(file).write_text(json.dumps(records, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def harvest(records: dict, save_dir: Path) -> int:
+    """Add every finished run of the grid in `save_dir` (its marker, and its cost from runs.csv) to the records."""
+    import csv
+
+    from ultralytics_cbam.ablation import MARKER
+
+    file = save_dir / "runs.csv"
+    rows = list(csv.DictReader(file.open(encoding="utf-8"))) if file.exists() else []
+    added = 0
+    for row in rows:
+        marker_file = Path(row["run_dir"]) / MARKER
+        if not marker_file.exists():
+            continue
+        marker = json.loads(marker_file.read_text(encoding="utf-8"))
+        settings = dict(marker["settings"])
+        variant, seed = row["variant"], int(row["seed"])
+        records["models"][variant] = settings.pop("model_yaml")
+        record = {k: v for k, v in marker["record"].items() if k != "run_dir"}
+        profile = {"params": int(row["params"]), "gflops": float(row["gflops"]), "latency_ms": float(row["latency_ms"])}
+        entry = {"variant": variant, "seed": seed, "settings": settings, "record": record, "profile": profile}
+        added += entry not in records["runs"]
+        records["runs"] = [r for r in records["runs"] if (r["variant"], r["seed"]) != (variant, seed)] + [entry]
+    return added
+
+
+def restore(records: dict, save_dir: Path) -> int:
+    """Write the marker of every recorded run whose directory in `save_dir` lacks one, so `ablate` skips it."""
+    from ultralytics_cbam.ablation import MARKER
+    from ultralytics_cbam.ablation_variants import slug
+
+    restored = 0
+    for r in records["runs"]:
+        run_dir = save_dir / f"{slug(r['variant'])}-seed{r['seed']}"
+        if not (run_dir / MARKER).exists():
+            run_dir.mkdir(parents=True, exist_ok=True)
+            settings = {**r["settings"], "model_yaml": records["models"][r["variant"]]}
+            record = {**r["record"], "run_dir": str(run_dir)}
+            (run_dir / MARKER).write_text(json.dumps({"settings": settings, "record": record}), encoding="utf-8")
+            restored += 1
+    return restored
+
+
+def table_runs(records: dict) -> list[dict]:
+    """The records as the rows `ablation_stats.summarize` takes."""
+    return [{**r["record"], **r["profile"], "variant": r["variant"], "seed": r["seed"]} for r in records["runs"]]
+
+
+def variants_in(records: dict, order: list[str]) -> list[str]:
+    """The variants of `order` that the records hold runs of, in that order."""
+    return [v for v in order if any(r["variant"] == v for r in records["runs"])]
+
+
+def summary(records: dict, order: list[str]) -> list[dict]:
+    """The study's table rows (`ablation_stats.summarize`) over the recorded runs, variants in `order`."""
+    from ultralytics_cbam.ablation_stats import summarize
+
+    return summarize(table_runs(records), variants_in(records, order))
+
+
+def write_plot(records: dict, order: list[str], figure: Path) -> None:
+    """The runner's plot (paired differences, mAP against latency) of the recorded runs, as a small PNG."""
+    import tempfile
+
+    import cv2
+
+    from benchmarks.readme_figures import save_small_png
+    from ultralytics_cbam.ablation_report import plot_table
+
+    with tempfile.TemporaryDirectory() as tmp:
+        file = Path(tmp) / "plot.png"
+        plot_table(summary(records, order), file)
+        save_small_png(cv2.imread(str(file)), figure, width=900, colors=64)
