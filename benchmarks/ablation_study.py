@@ -34,6 +34,7 @@ FIRST = "baseline,neck-only,se,cbam"
 REST = "cbam+gentle,neck,channel,spatial,r8,k3,baseline@s"
 ORDER = "baseline,se,cbam,cbam+gentle,neck,neck-only,channel,spatial,r8,k3,baseline@s"
 DECIDE, REFERENCE = "neck-only", "baseline"
+CAM_VARIANTS = ("baseline", "se", "cbam", "neck-only")
 SETTINGS = {"data": "cbam-shapes.yaml", "base": "yolov8n.yaml", "epochs": 30, "imgsz": 128}
 COMMAND = "yolo-cbam ablate data={data} base={base} variants={variants} seeds={seeds} epochs={epochs} imgsz={imgsz}"
 DEFAULTS = {
@@ -45,6 +46,8 @@ DEFAULTS = {
     "records": ROOT / "benchmarks" / "results" / "ablation-study.json",
     "readme": None,
     "figure": ROOT / "benchmarks" / "figures" / "ablation.png",
+    "cam": ROOT / "benchmarks" / "figures" / "ablation-cam.png",
+    "cam_image": 0,
     "train": True,
 }
 
@@ -123,6 +126,32 @@ def block(records: dict, settings: dict, figure: Path, readme: Path, cam: Path |
     return "\n\n".join(parts)
 
 
+def write_cam(save_dir: Path, data: str, index: int, file: Path) -> bool:
+    """LayerCAM of CAM_VARIANTS (seed 0) side by side on one validation image, where this checkout has their weights."""
+    import tempfile
+
+    import cv2
+
+    from benchmarks.readme_figures import save_small_png
+    from ultralytics_cbam.ablation import validation_images
+    from ultralytics_cbam.ablation_variants import slug
+    from ultralytics_cbam.cam import cam_figures, check_release
+
+    models = {v: save_dir / f"{slug(v)}-seed0" / "weights" / "best.pt" for v in CAM_VARIANTS}
+    try:
+        check_release()
+    except ImportError as e:
+        print(f"no CAM figure: {e}")
+        return False
+    if not all(f.is_file() for f in models.values()):
+        return False
+    image = validation_images(data, index + 1)[index]
+    with tempfile.TemporaryDirectory() as tmp:
+        (figure,) = cam_figures(models, [image], Path(tmp), device="cpu")
+        save_small_png(cv2.imread(str(figure)), file, width=900, colors=128)
+    return True
+
+
 # --- main --------------------------------------------------------------------------------------------------------
 
 
@@ -132,7 +161,7 @@ def parse_args(argv: list[str]) -> tuple[dict, dict]:
 
     given = parse_overrides(argv)
     args = {k: given.pop(k, v) for k, v in DEFAULTS.items()}
-    for key in ("records", "readme", "figure"):
+    for key in ("records", "readme", "figure", "cam"):
         args[key] = Path(args[key]) if args[key] is not None else None
     return args, given
 
@@ -165,7 +194,8 @@ def main(argv: list[str] | None = None) -> dict:
         step(REST, args["seeds"])
     if args["readme"] is not None:
         write_plot(records, ORDER.split(","), args["figure"])
-        write_block(args["readme"], "ablation", block(records, args, args["figure"], args["readme"]))
+        write_cam(save_dir, args["data"], args["cam_image"], args["cam"])
+        write_block(args["readme"], "ablation", block(records, args, args["figure"], args["readme"], args["cam"]))
         print(f"{args['readme']}: ablation block written from {args['records']}")
     return records
 

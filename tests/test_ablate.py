@@ -347,7 +347,7 @@ def test_grid_resumes_skipping_finished_and_redoing_killed_runs(grid):
     assert (save_dir / "cbam-seed0/weights/best.pt").stat().st_mtime_ns != stamps["cbam-seed0"]
     assert all((save_dir / f"{v}-seed{s}" / "ablate.json").is_file() for v in ("baseline", "cbam") for s in (0, 1))
     assert load_yaml(save_dir / "cbam-seed1" / "args.yaml")["seed"] == 1
-    assert sorted(p.name for p in save_dir.iterdir() if p.is_dir()) == [
+    assert sorted(p.name for p in save_dir.iterdir() if p.is_dir() and p.name != "cam") == [
         "baseline-seed0", "baseline-seed1", "cbam-seed0", "cbam-seed1", "models"
     ]  # fmt: skip
 
@@ -468,11 +468,13 @@ def test_study_script_resumes_from_its_records_and_writes_the_readme_block(grid,
     monkeypatch.setattr(ablation_study, "FIRST", "baseline,cbam")
     monkeypatch.setattr(ablation_study, "REST", "")
     monkeypatch.setattr(ablation_study, "DECIDE", "cbam")
+    monkeypatch.setattr(ablation_study, "CAM_VARIANTS", ("baseline", "cbam"))
     second, _ = grid["second"]
     readme = tmp_path / "README.md"
     readme.write_text("# Title\n\n<!-- ablation:start -->\nold\n<!-- ablation:end -->\n\nAfter.\n")
-    figure, records = tmp_path / "figures" / "ablation.png", tmp_path / "records.json"
+    figure, records, cam = tmp_path / "figures" / "ablation.png", tmp_path / "records.json", tmp_path / "cam.png"
     argv = [f"data={coco8}", "seeds=2", "epochs=1", "imgsz=64", "name=grid", f"readme={readme}", f"figure={figure}"]
+    argv += [f"cam={cam}"]
     argv += [f"records={records}", "batch=4", "workers=0", "device=cpu", "latency_runs=2"]
     recorded = ablation_study.main([*argv, f"project={grid['project']}"])  # a finished grid: nothing trains
     assert sorted((r["variant"], r["seed"]) for r in recorded["runs"]) == [
@@ -490,9 +492,16 @@ def test_study_script_resumes_from_its_records_and_writes_the_readme_block(grid,
         {**ablation_study.DEFAULTS, "data": str(coco8), "epochs": 1, "imgsz": 64},
         figure,
         readme,
+        cam,
     )
     assert "**cbam vs baseline** over 2 seeds" in block
-    assert block.endswith("](figures/ablation.png)") and cv2.imread(str(figure)) is not None
+    assert "](figures/ablation.png)" in block and cv2.imread(str(figure)) is not None
+    from ultralytics.utils import plotting
+
+    if hasattr(plotting, "class_activation_map"):  # LayerCAM of the two variants, side by side
+        assert block.endswith("](cam.png)") and cv2.imread(str(cam)).shape[1] == 900
+    else:
+        assert block.endswith("](figures/ablation.png)") and not cam.exists()
 
     # another checkout: no grid directory, only the records; every run is restored, none trained again
     _, log = logged(ablation_study.main, [*argv, f"project={tmp_path / 'elsewhere'}"])
@@ -579,3 +588,21 @@ def test_checkpoint_base_fine_tunes_every_variant_from_its_weights(coco8, tmp_pa
         ablate(data=str(coco8), base=str(ckpt), variants="baseline", pretrained=str(ckpt), project=str(tmp_path))
     with pytest.raises(ValueError, match="weights fit no other scale"):
         build_variant(Variant.parse("baseline@s"), str(ckpt))
+
+
+def test_grid_writes_its_layercam_figure_beside_the_results(grid, coco8):
+    from ultralytics.utils import plotting
+
+    from ultralytics_cbam.ablation import validation_images
+
+    second, log = grid["second"]
+    val = sorted((coco8.parent / "images" / "val").glob("*.jpg"))
+    assert validation_images(str(coco8), 3) == val[:3]
+    if not hasattr(plotting, "class_activation_map"):
+        assert any("no CAM figure: class activation maps need Ultralytics >= 8.4.113" in line for line in log)
+        assert not second.files["cam"].exists()
+        return
+    figures = sorted(second.files["cam"].glob("*_cam.jpg"))
+    assert [f.name for f in figures] == [f"{p.stem}_cam.jpg" for p in val[:3]]
+    assert sorted(p.name for p in (second.files["cam"] / "overlays").iterdir()) == ["baseline", "cbam"]
+    assert all(cv2.imread(str(f)).shape[1] == 900 for f in figures)

@@ -204,6 +204,41 @@ def _profile_file(model_file: Path, nc: int | None, imgsz: int, runs: int) -> di
     return profile(model, imgsz, runs)
 
 
+def validation_images(data: str, n: int) -> list[Path]:
+    """The first `n` images of the data set's validation split (a folder, a list file or a list of these)."""
+    from ultralytics.data.utils import IMG_FORMATS, check_det_dataset
+
+    val = check_det_dataset(str(data))["val"]
+    images: list[Path] = []
+    for item in val if isinstance(val, (list, tuple)) else [val]:
+        item = Path(item)
+        if item.is_dir():
+            images += sorted(f for f in item.rglob("*") if f.suffix[1:].lower() in IMG_FORMATS)
+        elif item.suffix == ".txt":
+            lines = item.read_text(encoding="utf-8").split()
+            images += [(item.parent / line).resolve() if line.startswith("./") else Path(line) for line in lines]
+    return images[:n]
+
+
+def _cam(results: AblationResults, data: str, seed: int, n_images: int) -> None:
+    """LayerCAM of every variant's run with `seed` on the first validation images, side by side (`yolo-cbam cam`)."""
+    from ultralytics.utils import LOGGER, colorstr
+
+    from ultralytics_cbam.cam import cam_figures, check_release
+
+    try:
+        check_release()
+    except ImportError as e:
+        LOGGER.info(f"{colorstr('ablate:')} no CAM figure: {e}")
+        return
+    runs = [r for r in results.runs if r["seed"] == seed]
+    models = {r["variant"]: Path(r["run_dir"]) / "weights" / "best.pt" for r in runs}
+    models = {name: file for name, file in models.items() if file.is_file()}
+    if models:
+        files = cam_figures(models, validation_images(data, n_images), results.files["cam"], device="cpu")
+        LOGGER.info(f"{colorstr('ablate:')} LayerCAM of seed {seed} side by side in {files[0].parent}")
+
+
 def _dataset_classes(data: str) -> int | None:
     """The data set's number of classes; resolving it first also prepares the data set once, before any worker."""
     from ultralytics.data.utils import check_det_dataset
@@ -225,7 +260,7 @@ class AblationResults:
         save_dir: Directory of the grid: variant YAMLs in models/, one training run directory per variant and seed.
         runs: One dict per finished run (variant, seed, params, gflops, latency_ms, map50, map50_95, ...).
         table: One dict per variant: mean and std over seeds, paired differences and verdicts (see `summarize`).
-        files: 'runs_csv', 'csv', 'markdown' and 'plot' output files.
+        files: 'runs_csv', 'csv', 'markdown' and 'plot' output files, and 'cam', the folder of the LayerCAM figures.
     """
 
     save_dir: Path
@@ -308,6 +343,7 @@ def ablate(
     address: str | None = None,
     cpus_per_run: float = 1,
     gpus_per_run: float = 0,
+    cam_images: int = 3,
     **train_args,
 ) -> AblationResults:
     """Train every variant with every seed through the stock Ultralytics trainer and tabulate the results.
@@ -344,6 +380,8 @@ def ablate(
             the one this process already joined).
         cpus_per_run: CPUs Ray reserves for each run.
         gpus_per_run: GPUs Ray reserves for each run (0: runs train on CPU unless train_args name a device).
+        cam_images: Validation images of the LayerCAM figure (cam/ beside results.md: one panel per variant, the
+            first seed's runs, as `yolo-cbam cam` draws them; needs Ultralytics >= 8.4.113); 0 for none.
         **train_args: Further Ultralytics training settings, the same for every run (e.g. device, workers, lr0).
 
     Returns:
@@ -353,6 +391,8 @@ def ablate(
 
     prefix = colorstr("ablate:")
     _check_arguments(train_args, {"epochs": epochs, "imgsz": imgsz, "latency_runs": latency_runs}, backend)
+    if isinstance(cam_images, bool) or not isinstance(cam_images, int) or cam_images < 0:
+        raise ValueError(f"cam_images must be a number of images (0 for none), got {cam_images!r}")
     if is_checkpoint(base):
         from ultralytics_cbam.transfer import checkpoint_file
 
@@ -386,7 +426,7 @@ def ablate(
 
     results = AblationResults(save_dir)
     results.files = {k: save_dir / f for k, f in (("runs_csv", "runs.csv"), ("csv", "results.csv"))}
-    results.files |= {"markdown": save_dir / "results.md", "plot": save_dir / "results.png"}
+    results.files |= {"markdown": save_dir / "results.md", "plot": save_dir / "results.png", "cam": save_dir / "cam"}
     descriptions = {v.name: v.describe(base) for v in grid_variants}
     order = {(run.variant, run.seed): k for k, (run, _) in enumerate(plan)}
 
@@ -416,6 +456,8 @@ def ablate(
             )
     else:
         _run_locally(todo, len(plan), add)
+    if cam_images:
+        _cam(results, data, grid_seeds[0], cam_images)
     for row in results.table:
         if row["warning"]:
             LOGGER.warning(f"{prefix} {row['variant']}: {row['warning']}")

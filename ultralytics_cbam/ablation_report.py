@@ -70,14 +70,14 @@ def markdown_table(rows: list[dict], descriptions: dict[str, str]) -> str:
 
 
 def plot_table(rows: list[dict], file: Path) -> None:
-    """Paired differences of mAP50-95 with their intervals (left), and mAP50-95 against CPU latency (right)."""
+    """Paired differences of mAP50-95 with their intervals (left), and each variant's mAP50-95 with its cost (right)."""
     import numpy as np
     from matplotlib.figure import Figure
 
     refs = references([r["variant"] for r in rows])
     key, metric = f"{VERDICT_METRIC}", METRICS[VERDICT_METRIC]
-    fig = Figure(figsize=(max(7.0, 0.9 * len(rows) + 5), 4.2), dpi=100)
-    diffs, scatter = fig.subplots(1, 2, gridspec_kw={"width_ratios": [max(len(rows), 2), 3]})
+    fig = Figure(figsize=(max(9.0, 0.7 * len(rows) + 6), 0.32 * len(rows) + 3.4), dpi=100)
+    diffs, means = fig.subplots(1, 2, gridspec_kw={"width_ratios": [max(len(rows), 2), 4]})
     x = np.arange(len(rows))
     colours = {"better": "tab:green", "worse": "tab:red"}
     for j, ref in enumerate(refs):
@@ -88,23 +88,25 @@ def plot_table(rows: list[dict], file: Path) -> None:
                 continue
             err = [[0.0], [0.0]] if math.isnan(lo) else [[mean - lo], [hi - mean]]
             colour = colours.get(r[f"vs_{ref}_verdict"], "tab:gray")
-            marker = "os^D"[j % 4]
-            diffs.errorbar(i + offset, mean, yerr=err, fmt=marker, color=colour, capsize=4)
+            diffs.errorbar(i + offset, mean, yerr=err, fmt="os^D"[j % 4], color=colour, capsize=4)
         diffs.plot([], [], "os^D"[j % 4], color="black", label=f"vs {ref}")
     diffs.axhline(0, color="black", linewidth=0.8)
-    diffs.set_xticks(x, [r["variant"] for r in rows], rotation=30, ha="right")
+    diffs.set_xticks(x, [r["variant"] for r in rows], rotation=30, ha="right", fontsize=10)
     diffs.set_xlim(-0.6, len(rows) - 0.4)
-    diffs.set_ylabel(f"Δ {metric}, same seed ({LEVEL:.0%} CI, Student's t)")
-    diffs.set_title("green: better, red: worse, grey: no detectable difference", fontsize=8)
+    diffs.set_ylabel(f"Δ {metric} vs reference, same seed", fontsize=10)
+    diffs.set_title(f"{LEVEL:.0%} CI (Student's t); green better, red worse, grey undecided", fontsize=10)
     if refs:
-        diffs.legend(fontsize=8)
-    for r in rows:
+        diffs.legend(fontsize=9)
+    y = np.arange(len(rows))[::-1]  # the table's order, top to bottom
+    for yi, r in zip(y, rows, strict=True):
         std = 0 if math.isnan(r[f"{key}_std"]) else r[f"{key}_std"]
-        scatter.errorbar(r["latency_ms"], r[f"{key}_mean"], yerr=std, fmt="o", capsize=3)
-        point = (r["latency_ms"], r[f"{key}_mean"])
-        scatter.annotate(r["variant"], point, fontsize=8, xytext=(3, 3), textcoords="offset points")
-    scatter.set_xlabel("CPU latency, batch 1 (ms)")
-    scatter.set_ylabel(f"{metric} (mean ± std over seeds)")
+        means.errorbar(r[f"{key}_mean"], yi, xerr=std, fmt="o", color="tab:blue", capsize=3)
+    labels = [f"{r['variant']}  {r['params'] / 1e6:.2f} M, {r['latency_ms']:.0f} ms" for r in rows]
+    means.set_yticks(y, labels, fontsize=9)
+    means.set_ylim(-0.6, len(rows) - 0.4)
+    means.set_xlabel(f"{metric} (mean ± std over seeds)", fontsize=10)
+    means.set_title("parameters, CPU latency (batch 1)", fontsize=10)
+    means.grid(axis="x", alpha=0.3)
     fig.tight_layout()
     fig.savefig(file)
 

@@ -174,14 +174,15 @@ def _fit_text(text: str, width: int, scale: float, thickness: int) -> tuple[str,
 
 
 def figure(panels: list[Panel], width: int = FIGURE_WIDTH) -> np.ndarray:
-    """Tile panels into rows of at most COLUMNS, each under its title and prediction; a short last row is centred.
+    """Tile panels into as few rows of at most COLUMNS as fit them, as even as can be (4 panels: 2 by 2), each under
+    its title and prediction; a short last row is centred.
 
     Returns:
         BGR uint8 image `width` pixels wide.
     """
     n = len(panels)
-    cols = min(n, COLUMNS)
-    rows = math.ceil(n / cols)
+    rows = math.ceil(n / COLUMNS)
+    cols = math.ceil(n / rows)
     pw = (width - (cols - 1) * GAP) // cols
     margin = (width - cols * pw - (cols - 1) * GAP) // 2
     ph = max(math.ceil(pw * p.overlay.shape[0] / p.overlay.shape[1]) for p in panels)
