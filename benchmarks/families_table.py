@@ -2,10 +2,10 @@
 
 Builds '<stock>.yaml' and '<stock>-cbam.yaml' (e.g. 'yolo11s-seg.yaml' and 'yolo11s-seg-cbam.yaml') for every family,
 task and scale, and writes the full table into the ``<!-- families:start -->`` block of docs/families.md and a summary
-(detection at scale n, one row per family) into the README's block of the same name.
+(detection at scale n, one row per family) into the block of the same name of a file given with --readme.
 
 Usage (from the repository root):
-    python benchmarks/families_table.py                    # docs/families.md and README.md, GFLOPs at 640
+    python benchmarks/families_table.py                    # docs/families.md, GFLOPs at 640
     python benchmarks/families_table.py --scales n --imgsz 320 --readme /tmp/README.md --docs /tmp/families.md
 """
 
@@ -158,17 +158,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--imgsz", type=int, default=640, help="image size of the GFLOPs")
     parser.add_argument("--scales", default="nslmx", help="scale letters to build, e.g. 'n' or 'ns'")
-    parser.add_argument("--readme", type=Path, default=ROOT / "README.md")
+    parser.add_argument("--readme", type=Path, help="also write the summary (scale n) into this file's block")
     parser.add_argument("--docs", type=Path, default=ROOT / "docs" / "families.md")
     args = parser.parse_args()
     for path in (args.readme, args.docs):
-        check_block(path, BLOCK)
+        if path is not None:
+            check_block(path, BLOCK)
 
     rows = build_rows(args.imgsz, args.scales)
     made = f"Ultralytics {__version__}, written by `python benchmarks/families_table.py`."
     write_block(args.docs, BLOCK, f"{full_table(rows, args.imgsz)}\n\n{made}")
-    write_block(args.readme, BLOCK, f"{summary_table(rows, args.imgsz)}\n\n{made}")
-    print(f"{args.docs} and {args.readme}: {len(rows)} models with and without CBAM")
+    if args.readme is not None:
+        write_block(args.readme, BLOCK, f"{summary_table(rows, args.imgsz)}\n\n{made}")
+    print(f"{args.docs}: {len(rows)} models with and without CBAM")
 
 
 if __name__ == "__main__":

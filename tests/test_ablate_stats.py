@@ -138,7 +138,9 @@ def test_markdown_table_names_the_interval_and_gives_verdicts():
     assert cells["cbam"][1] == "CBAM everywhere"
     assert cells["cbam"][-2:] == ["+0.050 [+0.050, +0.050]", "better"]  # the same +0.05 on every seed
     mean, lo, hi = _interval([0.01, -0.01, 0.02])
-    assert cells["spatial"][-2:] == [f"{mean:+.3f} [{lo:+.3f}, {hi:+.3f}]", "no detectable difference"]
+    n = seeds_needed(mean, statistics.stdev([0.01, -0.01, 0.02]))
+    expected = f"no detectable difference (about {n} seeds would decide it)"
+    assert cells["spatial"][-2:] == [f"{mean:+.3f} [{lo:+.3f}, {hi:+.3f}]", expected]
     assert cells["spatial"][6:8] == ["0.527 ± 0.015", "0.427 ± 0.015"]
     assert any("Student's t with (seeds - 1) degrees of freedom" in line for line in lines)
 
@@ -240,9 +242,10 @@ def test_decision_notes_for_undecided_rows():
     undecided = compare({0: 0.52, 1: 0.55, 2: 0.50}, {0: 0.50, 1: 0.51, 2: 0.51})  # mean +0.0167
     assert undecided["verdict"] == "no detectable difference"
     n = seeds_needed(undecided["mean"], undecided["sd"])
-    assert decision_note(undecided) == f"about {n} seeds would decide it, if the differences keep this mean and spread"
+    assert decision_note(undecided) == f"about {n} seeds would decide it"
     tiny = compare({0: 0.501, 1: 0.503, 2: 0.499}, {0: 0.50, 1: 0.50, 2: 0.50})
-    assert "too small to matter" in decision_note(tiny) and "below 0.005" in decision_note(tiny)
+    assert decision_note(tiny) == "|Δ| < 0.005: too small to matter"
+    assert decision_note(compare({0: 0.6}, {0: 0.5})) == "one pair: no interval"
     decided = compare({0: 0.6, 1: 0.61, 2: 0.62}, {0: 0.5, 1: 0.5, 2: 0.5})
     assert decided["verdict"] == "better" and decision_note(decided) == ""
 
@@ -250,8 +253,8 @@ def test_decision_notes_for_undecided_rows():
 def test_results_table_states_the_seeds_each_undecided_variant_needs():
     runs = _runs({"baseline": [0.50, 0.51, 0.51], "cbam": [0.52, 0.55, 0.50], "se": [0.501, 0.512, 0.509]})
     rows = summarize(runs, ["baseline", "cbam", "se"])
-    text = markdown_table(rows, {})
+    lines = {line.split(" | ")[0].strip("| "): line for line in markdown_table(rows, {}).splitlines()}
     n = seeds_needed(statistics.fmean([0.02, 0.04, -0.01]), statistics.stdev([0.02, 0.04, -0.01]))
-    assert f"- cbam vs baseline: about {n} seeds would decide it" in text
-    assert "- se vs baseline: |Δ mAP50-95| = 0.0007 is below 0.005: too small to matter." in text
-    assert "- baseline vs baseline" not in text
+    assert lines["cbam"].endswith(f"| no detectable difference (about {n} seeds would decide it) |")
+    assert lines["se"].endswith("| no detectable difference (|Δ| < 0.005: too small to matter) |")
+    assert lines["baseline"].endswith("| — | — |")

@@ -1,4 +1,4 @@
-"""The README's examples run as written: every ```python block and every `yolo-cbam add` / `yolo-cbam visualize` line,
+"""The README's examples run as written: every ```python block and every `yolo-cbam add` / `visualize` / `cam` line,
 offline, each in its own folder holding the inputs it names, all in one fresh process.
 
 The inputs: `yolov8n.pt` (a stock yolov8n), `runs/detect/train/weights/best.pt` (a CBAM model where the example shows
@@ -23,7 +23,7 @@ from ultralytics import YOLO
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 ONLINE_ONLY = "# online only:"
-CLI_COMMANDS = ("add", "visualize")  # the yolo-cbam commands that run in seconds; ablate trains for long
+CLI_COMMANDS = ("add", "visualize", "cam")  # the yolo-cbam commands that run in seconds; ablate trains for long
 
 # One fresh process runs every example, each in its own folder with fresh globals, and writes what each raised.
 RUNNER = """
@@ -62,7 +62,7 @@ def python_blocks(text: str) -> list[tuple[int, str]]:
 
 
 def cli_lines(text: str) -> list[tuple[int, str]]:
-    """(line number, arguments) of every `yolo-cbam add` or `yolo-cbam visualize` line, comments removed."""
+    """(line number, arguments) of every `yolo-cbam` line of CLI_COMMANDS, comments removed."""
     lines = []
     for n, line in enumerate(text.splitlines(), start=1):
         words = shlex.split(line, comments=True) if line.startswith("yolo-cbam ") else []
@@ -96,7 +96,7 @@ def make_inputs(folder: Path, code: str, stock: Path, cbam: Path, images: list[P
     """Write into `folder` the files the README's examples name."""
     best = folder / "runs" / "detect" / "train" / "weights" / "best.pt"
     best.parent.mkdir(parents=True)
-    shutil.copy(cbam if "visualize" in code else stock, best)
+    shutil.copy(cbam if "visualize" in code or "cam " in code else stock, best)
     shutil.copy(stock, folder / "yolov8n.pt")
     from ultralytics.utils.checks import check_yaml
 
@@ -138,11 +138,14 @@ def test_readme_has_examples():
 
 
 def skip_if_newer_than_installed(line: int, text: str) -> None:
-    """Skip an example that uses a setting or model the installed (older) Ultralytics does not have."""
+    """Skip an example that uses a setting, model or function the installed (older) Ultralytics does not have."""
     from ultralytics.cfg import DEFAULT_CFG_DICT
+    from ultralytics.utils import plotting
 
     from ultralytics_cbam.families import stock_yamls
 
+    if text.startswith("cam ") and not hasattr(plotting, "class_activation_map"):
+        pytest.skip(f"README line {line} uses LayerCAM, which this Ultralytics release does not have")
     if "compile=True" in text and "compile" not in DEFAULT_CFG_DICT:
         pytest.skip(f"README line {line} uses compile=, which this Ultralytics release does not have")
     used = re.sub(r"\boutput=\S+", "", text)  # a file the example writes is not one it needs

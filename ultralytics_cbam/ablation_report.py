@@ -50,21 +50,20 @@ def markdown_table(rows: list[dict], descriptions: dict[str, str]) -> str:
         cells += [f"{r['gflops']:.2f}", f"{r['latency_ms']:.1f}"]
         cells += [_mean_std(r[f"{k}_mean"], r[f"{k}_std"]) for k in METRICS]
         for ref in refs:
-            cells += [_difference(r, ref), r[f"vs_{ref}_verdict"] or "—"]
+            note = r[f"vs_{ref}_decides"]
+            cells += [_difference(r, ref), (r[f"vs_{ref}_verdict"] or "—") + (f" ({note})" if note else "")]
         lines.append("| " + " | ".join(cells) + " |")
     if refs:
         lines += [
             "",
             f"Δ: the variant's {metric} minus the reference's, trained with the same seed, averaged over the seeds; in "
             f"brackets its {LEVEL:.0%} confidence interval from Student's t with (seeds - 1) degrees of freedom. "
-            "'better' or 'worse' needs the whole interval on one side of 0. Latency: median CPU forward pass, batch 1.",
+            "'better' or 'worse' needs the whole interval on one side of 0; where it is not, the seeds that would "
+            "decide it if the differences kept their mean and spread, unless |Δ| is too small to matter. Latency: "
+            "median CPU forward pass, batch 1.",
         ]
     else:
         lines += ["", "No 'baseline' in the grid, so no paired differences."]
-    undecided = [(r["variant"], ref, r[f"vs_{ref}_decides"]) for ref in refs for r in rows if r[f"vs_{ref}_decides"]]
-    if undecided:
-        lines += ["", "Undecided comparisons (no detectable difference):", ""]
-        lines += [f"- {variant} vs {ref}: {note}." for variant, ref, note in undecided]
     lines += [f"\n**Warning:** {r['variant']}: {r['warning']}." for r in rows if r["warning"]]
     return "\n".join(lines) + "\n"
 

@@ -108,18 +108,16 @@ def seeds_needed(mean: float, sd: float, level: float = LEVEL) -> int | None:
     return hi
 
 
-def decision_note(result: dict, metric: str = "mAP50-95") -> str:
+def decision_note(result: dict) -> str:
     """What would decide an undecided comparison (`compare`'s result): more seeds, or nothing since it is negligible."""
     if result["verdict"] != SAME or result["n"] == "":
         return ""
     if result["n"] < 2:
-        return "one pair of seeds: at least 2 are needed for an interval"
+        return "one pair: no interval"
     if abs(result["mean"]) < NEGLIGIBLE:
-        return f"|Δ {metric}| = {abs(result['mean']):.4f} is below {NEGLIGIBLE}: too small to matter"
+        return f"|Δ| < {NEGLIGIBLE}: too small to matter"
     n = seeds_needed(result["mean"], result["sd"])
-    if n is None:
-        return f"more than {MAX_SEEDS} seeds would be needed at this mean and spread"
-    return f"about {n} seeds would decide it, if the differences keep this mean and spread"
+    return f"more than {MAX_SEEDS} seeds would decide it" if n is None else f"about {n} seeds would decide it"
 
 
 def _outcome(run: dict) -> object:
@@ -177,7 +175,7 @@ def summarize(runs: list[dict], order: Sequence[str] | None = None) -> list[dict
                 row[f"vs_{ref}_{key}_hi"] = result["hi"]
                 if key == VERDICT_METRIC:
                     row |= {f"vs_{ref}_pairs": result["n"], f"vs_{ref}_verdict": result["verdict"]}
-                    row[f"vs_{ref}_decides"] = decision_note(result, METRICS[key])
+                    row[f"vs_{ref}_decides"] = decision_note(result)
         pairs = ", ".join(f"{a} and {b}" for a, b in identical.get(name, []))
         row["warning"] = f"seeds {pairs} gave identical results: the seed did not take effect" if pairs else ""
         rows.append(row)
