@@ -132,3 +132,15 @@ def test_error_names_the_yaml_file(tmp_path):
     path.write_text(f"nc: 5\nbackbone:\n  - {rows[0]}\n  - {rows[1]}\nhead:\n  - [-1, 1, Classify, [5]]\n")
     with pytest.raises(ModelYAMLError, match=r"my-model.yaml', layer 1 \(backbone row 1"):
         ClassificationModel(cfg=str(path), ch=3, nc=5, verbose=False)
+
+
+def test_version_comes_from_the_package_metadata():
+    import importlib.metadata
+    import re
+    from pathlib import Path
+
+    import ultralytics_cbam
+
+    pyproject = (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text()
+    declared = re.search(r'^version = "([^"]+)"', pyproject, flags=re.MULTILINE)[1]
+    assert ultralytics_cbam.__version__ == importlib.metadata.version("ultralytics-cbam") == declared

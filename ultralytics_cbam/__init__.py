@@ -9,8 +9,6 @@ import importlib
 
 from ultralytics_cbam._hooks import activate
 
-__version__ = "0.1.0"
-
 _EXPORTS = {
     "CBAM": "ultralytics_cbam.modules",
     "ChannelAttention": "ultralytics_cbam.modules",
@@ -29,6 +27,10 @@ __all__ = ("__version__", "activate", *_EXPORTS)
 
 
 def __getattr__(name: str):
+    if name == "__version__":  # read on demand: start-up, which imports this package, stays cheap
+        from importlib.metadata import version
+
+        return version("ultralytics-cbam")
     if name in _EXPORTS:
         return getattr(importlib.import_module(_EXPORTS[name]), name)
     raise AttributeError(f"module 'ultralytics_cbam' has no attribute {name!r}")
