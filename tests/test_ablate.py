@@ -381,7 +381,8 @@ def test_grid_outputs_statistics_over_seeds(grid):
     lines = markdown.splitlines()
     assert lines[0].startswith("| variant |") and "Student's t" in lines[0] and "verdict vs baseline" in lines[0]
     assert lines[2].startswith("| baseline |") and lines[3].startswith("| cbam |") and lines[3].count(" ± ") == 2
-    assert lines[3].rstrip(" |").endswith(cbam["vs_baseline_verdict"])
+    note = f" ({cbam['vs_baseline_decides']})" if cbam["vs_baseline_decides"] else ""
+    assert lines[3].rstrip(" |").endswith(cbam["vs_baseline_verdict"] + note)
     plot = cv2.imread(str(second.files["plot"]))
     assert second.files["plot"].read_bytes()[:4] == b"\x89PNG" and plot is not None and plot.shape[0] > 100
 
