@@ -169,14 +169,14 @@ def parse_args(argv: list[str]) -> tuple[dict, dict]:
 def main(argv: list[str] | None = None) -> dict:
     """Run or resume the study and write the README block; returns the records."""
     from benchmarks.readme_tables import check_block, write_block
-    from ultralytics_cbam.ablation import _grid_dir, ablate
+    from ultralytics_cbam.ablation import ablate, grid_dir
 
     args, extra = parse_args(sys.argv[1:] if argv is None else argv)
     if args["readme"] is not None:
         check_block(args["readme"], "ablation")  # before the grid, not after it
     records = load_records(args["records"])
     common = {k: args[k] for k in SETTINGS} | {"name": args["name"], "project": args["project"], **extra}
-    save_dir = _grid_dir(args["project"], args["name"], resume=True)
+    save_dir = grid_dir(args["project"], args["name"], resume=True)
     if harvest(records, save_dir):  # runs of an interrupted step
         save_records(args["records"], records)
     if args["train"]:

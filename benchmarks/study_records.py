@@ -27,7 +27,7 @@ def harvest(records: dict, save_dir: Path) -> int:
     """Add every finished run of the grid in `save_dir` (its marker, and its cost from runs.csv) to the records."""
     import csv
 
-    from ultralytics_cbam.ablation import MARKER
+    from ultralytics_cbam.ablation_run import MARKER
 
     file = save_dir / "runs.csv"
     rows = list(csv.DictReader(file.open(encoding="utf-8"))) if file.exists() else []
@@ -50,7 +50,7 @@ def harvest(records: dict, save_dir: Path) -> int:
 
 def restore(records: dict, save_dir: Path) -> int:
     """Write the marker of every recorded run whose directory in `save_dir` lacks one, so `ablate` skips it."""
-    from ultralytics_cbam.ablation import MARKER
+    from ultralytics_cbam.ablation_run import MARKER
     from ultralytics_cbam.ablation_variants import slug
 
     restored = 0

@@ -196,7 +196,7 @@ def _passing(model: DetectionModel, image: torch.Tensor) -> list[float]:
 def test_gentle_variant_starts_attention_near_identity(coco8, tmp_path):
     from ultralytics.models.yolo.detect import DetectionTrainer
 
-    from ultralytics_cbam.ablation import _trainer
+    from ultralytics_cbam.ablation_run import gentle_trainer
 
     assert Variant.parse("cbam+gentle").gentle and not Variant.parse("cbam").gentle
     file = tmp_path / "yolov8n-cbam.yaml"
@@ -206,7 +206,7 @@ def test_gentle_variant_starts_attention_near_identity(coco8, tmp_path):
     image = torch.nn.functional.interpolate(image.permute(2, 0, 1)[None].flip(1), size=(128, 128))
     ratios = {}
     for gentle in (False, True):
-        trainer = (_trainer(DetectionTrainer) if gentle else DetectionTrainer)(overrides=args)
+        trainer = (gentle_trainer(DetectionTrainer) if gentle else DetectionTrainer)(overrides=args)
         model = trainer.get_model(cfg=str(file), weights=None, verbose=False)
         ratios[gentle] = _passing(model.train(), image)  # BatchNorm on batch statistics, as in the first steps
     assert max(ratios[False]) < 0.5  # the paper's start: both gates near 0.5, about a quarter passes

@@ -13,18 +13,17 @@ Example:
 
 from __future__ import annotations
 
-import csv
 import inspect
 import json
-import os
-import shutil
 import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ultralytics_cbam.ablation_ray import run_on_ray
 from ultralytics_cbam.ablation_report import write_outputs
+from ultralytics_cbam.ablation_run import MARKER, Run, train_run
 from ultralytics_cbam.ablation_stats import summarize
 from ultralytics_cbam.ablation_variants import (
     DEFAULT_BASE,
@@ -35,12 +34,11 @@ from ultralytics_cbam.ablation_variants import (
     parse_variants,
     slug,
 )
+from ultralytics_cbam.run_dirs import run_dir
 
 __all__ = ("AblationResults", "Run", "Variant", "ablate", "build_variant", "parse_seeds", "summarize", "train_run")
 
 DEFAULT_VARIANTS = "baseline,cbam,channel,spatial,r8,r32,k3,neck"
-MARKER = "ablate.json"  # written into a run directory only once the run has finished
-METRICS = {"map50": "metrics/mAP50(B)", "map50_95": "metrics/mAP50-95(B)"}
 RESERVED = ("model", "data", "epochs", "imgsz", "batch", "seed", "project", "name", "exist_ok", "resume")
 BACKENDS = ("local", "ray")
 
@@ -67,104 +65,6 @@ def parse_seeds(seeds: int | str | Sequence[int]) -> list[int]:
     if len(set(seeds)) != len(seeds):
         raise ValueError(f"seeds lists a seed twice: {list(seeds)}")
     return list(seeds)
-
-
-# --- one run -----------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Run:
-    """One (variant, seed) run of the grid, as a worker needs it.
-
-    Attributes:
-        variant: Variant name.
-        seed: Training seed.
-        model_file: The variant's model YAML.
-        run_dir: The run's directory; it holds MARKER once the run has finished.
-        settings: Everything that decides the result; a finished run with other settings is refused on resume.
-        device: Training device where train_args name none (a Ray task's GPUs); not part of the settings.
-    """
-
-    variant: str
-    seed: int
-    model_file: Path
-    run_dir: Path
-    settings: dict
-    device: str | None = None
-
-
-def train_run(run: Run) -> dict:
-    """Train one run and mark it finished; a directory left by an unfinished run is removed first.
-
-    Returns:
-        (dict): The run's record: variant, seed, map50, map50_95, metrics, final (last row of results.csv), train_s
-            and run_dir.
-    """
-    if run.run_dir.exists():  # killed before it finished
-        shutil.rmtree(run.run_dir)
-    record = _train(run)
-    record.update(variant=run.variant, seed=run.seed, run_dir=str(run.run_dir))
-    _write_json(run.run_dir / MARKER, {"settings": run.settings, "record": record})
-    return record
-
-
-def _trainer(task_trainer: type) -> type:
-    """The task's trainer with CBAM's attention layers started near identity (gentle_init) on the fresh model."""
-
-    class GentleTrainer(task_trainer):
-        def get_model(self, *args, **kwargs):
-            from ultralytics_cbam.init import gentle_init
-
-            model = super().get_model(*args, **kwargs)
-            return gentle_init(model, imgsz=self.args.imgsz, batch_stats=True)  # a fresh model
-
-    return GentleTrainer
-
-
-def _train(run: Run) -> dict:
-    from ultralytics import YOLO
-
-    settings = run.settings
-    start = time.perf_counter()
-    quiet = {"verbose": False} if "verbose" in inspect.signature(YOLO.__init__).parameters else {}  # not in 8.1
-    yolo = YOLO(str(run.model_file), **quiet)
-    if settings.get("weights"):
-        yolo.load(settings["weights"])  # every layer the variant shares with the checkpoint, found by layer type
-    train_args = dict(settings["train_args"])
-    if run.device is not None:
-        train_args.setdefault("device", run.device)
-    trainer = _trainer(yolo.task_map[yolo.task]["trainer"]) if settings.get("gentle") else None
-    metrics = yolo.train(
-        **train_args,
-        trainer=trainer,
-        data=settings["data"],
-        epochs=settings["epochs"],
-        imgsz=settings["imgsz"],
-        batch=settings["batch"],
-        seed=settings["seed"],
-        project=str(run.run_dir.parent),
-        name=run.run_dir.name,
-        exist_ok=True,
-    )
-    results = dict(getattr(metrics, "results_dict", None) or {})
-    missing = [k for k in METRICS.values() if k not in results]
-    if missing:
-        raise RuntimeError(f"training {run.run_dir} gave no box metrics {missing} (ablate compares detection models)")
-    record = {key: float(results[k]) for key, k in METRICS.items()}
-    record.update(metrics={k: float(v) for k, v in results.items()}, final=_final_row(run.run_dir / "results.csv"))
-    record["train_s"] = time.perf_counter() - start
-    return record
-
-
-def _final_row(file: Path) -> dict:
-    """Losses and metrics of the last epoch in a run's results.csv (empty if it has none)."""
-    try:
-        with open(file, newline="", encoding="utf-8") as f:
-            rows = list(csv.DictReader(f))
-    except FileNotFoundError:
-        return {}
-    last = {k.strip(): v for k, v in rows[-1].items()} if rows else {}
-    return {k: float(v) for k, v in last.items() if k.startswith(("train/", "val/", "metrics/"))}
 
 
 # --- measurements ------------------------------------------------------------------------------------------------
@@ -274,15 +174,9 @@ class AblationResults:
         return self.files["markdown"]
 
 
-def _grid_dir(project: str | None, name: str, resume: bool) -> Path:
-    from ultralytics.utils import SETTINGS
-    from ultralytics.utils.files import increment_path
-
-    base = Path(project or "")
-    if not base.is_absolute():  # relative projects live under runs/detect, as in Ultralytics
-        base = Path(SETTINGS["runs_dir"]) / "detect" / base
-    path = base / name
-    return (path if resume else increment_path(path)).resolve()
+def grid_dir(project: str | None, name: str, resume: bool) -> Path:
+    """The grid's directory: project/name (a relative project under runs/detect); a new one unless resuming."""
+    return run_dir("detect", project, name, exist_ok=resume)
 
 
 def _read_marker(run_dir: Path) -> dict | None:
@@ -295,12 +189,6 @@ def _read_marker(run_dir: Path) -> dict | None:
 def _jsonable(data: dict) -> dict:
     """`data` as it reads back from JSON (tuples become lists, other objects strings)."""
     return json.loads(json.dumps(data, default=str))
-
-
-def _write_json(file: Path, data: dict) -> None:
-    tmp = file.with_name(file.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str), encoding="utf-8")
-    os.replace(tmp, file)  # atomic: a killed process leaves no half-written marker
 
 
 def _check_settings(run_dir: Path, finished: dict, settings: dict) -> None:
@@ -402,7 +290,7 @@ def ablate(
     grid_variants, grid_seeds = parse_variants(variants), parse_seeds(seeds)
     built = {v.name: build_variant(v, base) for v in grid_variants}  # bad variants fail before anything is written
     nc = _dataset_classes(data)
-    save_dir = _grid_dir(project, name, resume)
+    save_dir = grid_dir(project, name, resume)
     (save_dir / "models").mkdir(parents=True, exist_ok=True)
     train_args = {"plots": False, **train_args}
 
@@ -445,8 +333,6 @@ def ablate(
         else:
             todo.append((k, run))
     if backend == "ray":
-        from ultralytics_cbam.ablation_ray import run_on_ray
-
         failed = run_on_ray(todo, len(plan), add, address, cpus_per_run, gpus_per_run)
         if failed:
             lines = "\n".join(f"  {run.variant}, seed {run.seed}: {error}" for run, error in failed)

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ultralytics_cbam.modules import CBAM, ChannelAttention, SpatialAttention
+from ultralytics_cbam.run_dirs import run_dir, unique_name
 
 __all__ = ("AttentionMaps", "attention_layers", "map_to_image", "visualize")
 
@@ -213,17 +214,6 @@ def _check_imgsz(imgsz) -> None:
         raise ValueError(f"imgsz must be a positive integer or [height, width], got {imgsz!r}")
 
 
-def _save_dir(task: str, project: str | None, name: str, exist_ok: bool) -> Path:
-    """An Ultralytics-style run directory: runs/<task>/<name>, incremented unless exist_ok."""
-    from ultralytics.utils import SETTINGS
-    from ultralytics.utils.files import increment_path
-
-    base = Path(project or "")
-    if not base.is_absolute():  # relative projects live under runs/<task>, as in Ultralytics
-        base = Path(SETTINGS["runs_dir"]) / task / base
-    return increment_path(base / name, exist_ok=exist_ok, mkdir=True).resolve()
-
-
 def visualize(
     model="yolov8n-cbam.yaml",
     source=None,
@@ -287,7 +277,7 @@ def visualize(
     stride = _stride(net)
     letterbox = LetterBox(check_imgsz(imgsz, stride=stride, min_dim=2), auto=True, stride=stride)
     param = next(net.parameters())
-    save_dir = _save_dir(task, project, name, exist_ok) if save else None
+    save_dir = run_dir(task, project, name, exist_ok, mkdir=True) if save else None
     modes = {m: m.training for m in net.modules()}
     results, used_stems = [], set()
     try:
@@ -307,7 +297,7 @@ def visualize(
                     channel={k: v[0].float().cpu().numpy() for k, v in recorder.channel.items()},
                 )
                 if save_dir is not None:
-                    stem = _unique_stem(Path(path).stem, used_stems)
+                    stem = unique_name(Path(path).stem, used_stems)
                     maps.files = _save(maps, image, layers, save_dir, stem, grid, colours, alpha, normalize)
                 results.append(maps)
     finally:
@@ -316,15 +306,6 @@ def visualize(
     if save_dir is not None:
         LOGGER.info(f"{colorstr('visualize:')} {len(results)} image(s), {len(layers)} layer(s), saved to {save_dir}")
     return results
-
-
-def _unique_stem(stem: str, used: set[str]) -> str:
-    unique, k = stem, 1
-    while unique in used:
-        k += 1
-        unique = f"{stem}-{k}"
-    used.add(unique)
-    return unique
 
 
 # --- rendering -------------------------------------------------------------------------------------------------

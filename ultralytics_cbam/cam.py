@@ -19,7 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ultralytics_cbam.attention_maps import _save_dir, _unique_stem
+from ultralytics_cbam.run_dirs import run_dir, unique_name
 
 __all__ = ("CamFigure", "Panel", "cam", "cam_figures", "cam_panels", "check_release", "figure", "model_name")
 
@@ -143,7 +143,7 @@ def cam_panels(models: dict, images: list[Path], save_dir: Path, **predict) -> l
     panels: list[list[Panel]] = [[] for _ in images]
     folders: set[str] = set()
     for title, yolo in models.items():
-        safe = _unique_stem("".join(c if c.isalnum() or c in "-_." else "_" for c in title), folders)
+        safe = unique_name("".join(c if c.isalnum() or c in "-_." else "_" for c in title), folders)
         args = dict(project=str(save_dir / "overlays"), name=safe, exist_ok=True, save=False, verbose=False)
         folder = save_dir / "overlays" / safe
         previous = yolo.predictor  # a YOLO object passed in keeps its own predictor and settings
@@ -224,7 +224,7 @@ def _write(models: dict, images: list[Path], save_dir: Path, **predict) -> list[
     save_dir.mkdir(parents=True, exist_ok=True)
     figures, stems = [], set()
     for image, panels in zip(images, cam_panels(models, images, save_dir, **predict), strict=True):
-        file = save_dir / f"{_unique_stem(image.stem, stems)}_cam.jpg"
+        file = save_dir / f"{unique_name(image.stem, stems)}_cam.jpg"
         cv2.imwrite(str(file), figure(panels))
         figures.append(CamFigure(image, panels, file))
     LOGGER.info(f"{colorstr('cam:')} {len(figures)} figure(s) of {len(models)} model(s) saved to {save_dir}")
@@ -283,6 +283,6 @@ def cam(
         raise ValueError("models is required: checkpoints to compare, e.g. models=baseline.pt,cbam.pt")
     images = _images(source)
     names: set[str] = set()
-    loaded = {_unique_stem(model_name(m), names): _load(m) for m in paths}
-    save_dir = _save_dir(_task(loaded), project, name, exist_ok)
+    loaded = {unique_name(model_name(m), names): _load(m) for m in paths}
+    save_dir = run_dir(_task(loaded), project, name, exist_ok, mkdir=True)
     return _write(loaded, images, save_dir, imgsz=imgsz, conf=conf, classes=classes, device=device)

@@ -66,11 +66,12 @@ def scaled_name(stock: str, scale: str, cbam: bool = False) -> str:
     return f"{stem}{SUFFIX if cbam else '.yaml'}"
 
 
-def cbam_yaml(name: str) -> Path | None:
+def cbam_yaml(name: str, packaged: Path | None = None) -> Path | None:
     """The CBAM model YAML that a bare name '<stock>-cbam.yaml' stands for, or None for names of another form.
 
     Args:
         name: File name such as 'yolo11n-cbam.yaml'.
+        packaged: Folder of the packaged YAMLs, where the scale-free name ('yolov8-cbam.yaml') is looked up first.
 
     Returns:
         (Path | None): The generated YAML of '<stock>.yaml'; for a name with a scale letter whose stock YAML has none
@@ -87,12 +88,10 @@ def cbam_yaml(name: str) -> Path | None:
         return generated_yaml(stock)
     unified = _UNIFY.sub(r"\1\3", name)
     if unified != name:
-        from ultralytics_cbam.resources import YAML_DIR
-
         if os.path.exists(unified):  # a file of the scale-free name in the working directory wins, as in Ultralytics
             return Path(unified)
-        if (YAML_DIR / unified).is_file():
-            return YAML_DIR / unified
+        if packaged is not None and (packaged / unified).is_file():
+            return packaged / unified
         if _stock_of(unified) in stock_yamls():
             return generated_yaml(_stock_of(unified))
     if stock.startswith(_MODEL_PREFIXES):

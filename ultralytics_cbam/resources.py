@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ultralytics_cbam.families import cbam_yaml
+
 _PACKAGE = Path(__file__).resolve().parent
 # Installed wheels carry the YAMLs inside the package; a source checkout or editable install keeps them beside it.
 YAML_DIR = next((d for d in (_PACKAGE / "model_yamls", _PACKAGE.parent / "model_yamls") if d.is_dir()), _PACKAGE)
@@ -19,9 +21,7 @@ def packaged_yaml(name: str | os.PathLike) -> Path | None:
     path = YAML_DIR / name
     if path.is_file():
         return path
-    from ultralytics_cbam.families import cbam_yaml
-
-    return cbam_yaml(name)
+    return cbam_yaml(name, YAML_DIR)
 
 
 def packaged_yamls() -> list[Path]:
