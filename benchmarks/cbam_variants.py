@@ -54,17 +54,11 @@ class PaperCBAM(nn.Module):
 
 
 class CBAMForward(nn.Module):
-    """Our CBAM (no MLP bias) with its forward written one of several equivalent ways.
+    """Our CBAM (no MLP bias) with its forward written one of several equivalent ways: the MLP as one of MLP_FORMS, the
+    pooling as one of POOLS; the spatial descriptors are always ``mean`` and ``amax`` over dim 1.
 
     It has the parameters of ``ultralytics_cbam.modules.CBAM`` under the same names, so it loads that module's state
-    dict and then computes the same function. The spatial descriptors are always ``mean`` and ``amax`` over dim 1.
-
-    Args:
-        channels: Input channels C.
-        mlp: One of MLP_FORMS.
-        pool: One of POOLS.
-        reduction: Reduction ratio r.
-        kernel_size: Spatial kernel size k.
+    dict and then computes the same function.
     """
 
     def __init__(
@@ -80,10 +74,6 @@ class CBAMForward(nn.Module):
         self.channel.fc2 = nn.Conv2d(hidden, channels, 1, bias=False)
         self.spatial = nn.Module()
         self.spatial.conv = nn.Conv2d(2, 1, kernel_size, padding=kernel_size // 2, bias=False)
-
-    @property
-    def name(self) -> str:
-        return f"{self.mlp}/{self.pool}"
 
     def _pooled(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self.pool == "adaptive":
@@ -118,7 +108,7 @@ def forward_variants(channels: int, seed: int = 0) -> dict[str, CBAMForward]:
         for pool in POOLS:
             module = CBAMForward(channels, mlp, pool)
             module.load_state_dict(state)
-            variants[module.name] = module.eval()
+            variants[f"{mlp}/{pool}"] = module.eval()
     return variants
 
 
@@ -145,7 +135,4 @@ def build_variants(channels: int, names: tuple[str, ...]) -> dict[str, nn.Module
         "ultralytics": lambda: ultralytics_cbam(channels),
         "paper": lambda: PaperCBAM(channels).copy_from(ours),
     }
-    unknown = [n for n in names if n not in builders]
-    if unknown:
-        raise ValueError(f"unknown CBAM variant(s) {unknown}; choose from {list(builders)}")
     return {name: builders[name]() for name in names}

@@ -1,86 +1,84 @@
-"""Benchmark settings: the 'short' and 'full' presets and key=value overrides."""
+"""The key=value command line of the benchmark scripts, and the benchmark settings: 'short' and 'full' presets."""
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-
-import torch
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 PARTS = ("module", "model", "compiled", "onnx", "train", "memory", "size", "variants")
 
 
+def options(argv: list[str] | None, valid: Iterable[str], prog: str) -> dict:
+    """The key=value arguments (default: the command line's) with Ultralytics' value parsing.
+
+    Raises:
+        SystemExit: One line naming an argument not of the form key=value, or unknown keys and the valid ones.
+    """
+    from ultralytics_cbam.cli import parse_overrides
+
+    try:
+        given = parse_overrides(sys.argv[1:] if argv is None else argv)
+    except SystemExit as e:
+        raise SystemExit(f"{prog}: {str(e).partition(': ')[2]}") from None
+    valid = list(valid)
+    unknown = sorted(set(given) - set(valid))
+    if unknown:
+        raise SystemExit(f"{prog}: unknown argument(s) {', '.join(unknown)}; valid: {', '.join(valid)}")
+    return given
+
+
+def listed(value: object) -> list:
+    """'a,b', ('a', 'b') or a single value as a list."""
+    if isinstance(value, str):
+        return [v.strip() for v in value.split(",") if v.strip()]
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
 @dataclass
 class BenchConfig:
-    """What to measure and how long.
+    """What to measure and how long; every field can be given as key=value."""
 
-    Attributes:
-        mode: 'short' (a smoke run) or 'full'.
-        parts: Which of module, model (eager inference), compiled (inference and training step through
-            torch.compile), onnx, train, memory, size, variants (ways to write CBAM's forward, in ONNX Runtime) to run.
-        devices: 'cpu' and, where present, 'cuda'.
-        threads: torch (and ONNX Runtime) intra-op threads, the same for every candidate; default all CPUs.
-        scales: Module-level feature-map shapes come from these YOLOv8 scales.
-        model_scales: Scales compared at model level.
-        imgsz: Image size for feature-map shapes and model-level inference.
-        module_batches: Batch sizes at module level.
-        model_batches: Batch sizes for model-level inference (eager, compiled, ONNX Runtime) and the variants.
-        train_batch: Batch size of the training step.
-        train_imgsz: Image size of the training step.
-        rounds: Interleaved samples per candidate at module level and per forward variant.
-        model_rounds: Interleaved samples per candidate at model level (at least).
-        model_seconds: Time per candidate at model level; fast comparisons run more rounds to fill it.
-        warmup: Untimed calls per candidate before timing.
-        min_sample_s: Shortest module-level sample; fast calls repeat within a sample.
-        variant_seconds: Time per forward variant and case; fast cases run more rounds to fill it.
-        seed: Seed for weights and inputs.
-        save_dir: Folder for the JSON and Markdown results.
-        name: File stem of the results; default '<device>-<mode>'.
-    """
-
-    mode: str = "short"
+    mode: str = "short"  # 'short' (a smoke run) or 'full'
+    # module, model (eager inference), compiled (inference and training step through torch.compile), onnx, train,
+    # memory, size, variants (ways to write CBAM's forward, in ONNX Runtime)
     parts: tuple[str, ...] = PARTS
-    devices: tuple[str, ...] = ()
-    threads: int = 0
-    scales: tuple[str, ...] = ("n", "s")
-    model_scales: tuple[str, ...] = ("n", "s")
-    imgsz: int = 640
+    devices: tuple[str, ...] = ()  # default 'cpu' and, where present, 'cuda'
+    threads: int = 0  # torch (and ONNX Runtime) intra-op threads, the same for every candidate; default all CPUs
+    scales: tuple[str, ...] = ("n", "s")  # YOLOv8 scales whose CBAM layers give the module-level shapes
+    model_scales: tuple[str, ...] = ("n", "s")  # compared at model level
+    imgsz: int = 640  # of the feature-map shapes and of model-level inference
     module_batches: tuple[int, ...] = (1, 16)
-    model_batches: tuple[int, ...] = (1, 8)
-    train_batch: int = 8
+    model_batches: tuple[int, ...] = (1, 8)  # of model-level inference (eager, compiled, ONNX Runtime), and variants
+    train_batch: int = 8  # of the training step
     train_imgsz: int = 640
-    rounds: int = 15
-    model_rounds: int = 11
-    model_seconds: float = 20.0
-    warmup: int = 2
-    min_sample_s: float = 0.05
-    variant_seconds: float = 5.0
-    seed: int = 0
-    save_dir: Path = RESULTS_DIR
-    name: str = ""
+    rounds: int = 15  # interleaved samples per candidate at module level and per forward variant
+    model_rounds: int = 11  # interleaved samples per candidate at model level (at least)
+    model_seconds: float = 20.0  # time per candidate at model level; fast comparisons run more rounds to fill it
+    warmup: int = 2  # untimed calls per candidate before timing
+    min_sample_s: float = 0.05  # shortest module-level sample; fast calls repeat within a sample
+    variant_seconds: float = 5.0  # time per forward variant and case; fast cases run more rounds to fill it
+    seed: int = 0  # of weights and inputs
+    save_dir: Path = RESULTS_DIR  # folder of the JSON and Markdown results
+    name: str = ""  # their file stem; default '<device>-<mode>'
 
 
 PRESETS = {
-    "short": {
-        "model_scales": ("n",),
-        "rounds": 5,
-        "model_rounds": 5,
-        "model_seconds": 2.0,
-        "variant_seconds": 0.5,
-        "warmup": 1,
-        "min_sample_s": 0.02,
-        "train_batch": 4,
-        "train_imgsz": 640,
-    },
+    "short": {"model_scales": ("n",), "rounds": 5, "model_rounds": 5, "model_seconds": 2.0, "variant_seconds": 0.5}
+    | {"warmup": 1, "min_sample_s": 0.02, "train_batch": 4},
     "full": {},
 }
+FIELDS = [f.name for f in dataclasses.fields(BenchConfig)]
 
 
 def build_config(overrides: dict) -> BenchConfig:
     """A BenchConfig from a preset ('mode', default 'short') and key=value overrides; bad keys or values raise."""
+    import torch
+
     overrides = dict(overrides)
     mode = overrides.pop("mode", "short")
     if mode not in PRESETS:
@@ -106,27 +104,17 @@ def build_config(overrides: dict) -> BenchConfig:
     return cfg
 
 
-def _coerce(key: str, value, annotation: str):
-    """Turn CLI values ('n,s', 8, 'cpu') into the field's type."""
+def _coerce(key: str, value: object, annotation: str) -> object:
+    """A command-line value ('n,s', 8, 'cpu') as the field's type."""
     if annotation.startswith("tuple"):
-        items = (
-            value.split(",") if isinstance(value, str) else list(value) if isinstance(value, (list, tuple)) else [value]
-        )
-        items = [i.strip() if isinstance(i, str) else i for i in items if i != ""]
-        if "int" in annotation:
-            try:
-                return tuple(int(i) for i in items)
-            except (TypeError, ValueError):
-                raise ValueError(f"{key} must be integers separated by commas, got {value!r}") from None
-        return tuple(str(i) for i in items)
+        try:
+            return tuple(int(i) if "int" in annotation else str(i) for i in listed(value))
+        except (TypeError, ValueError):
+            raise ValueError(f"{key} must be integers separated by commas, got {value!r}") from None
     if annotation == "Path":
         return Path(value)
     if annotation in {"int", "float"}:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ValueError(f"{key} must be a number, got {value!r}")
         return int(value) if annotation == "int" else float(value)
-    if annotation == "bool":
-        if not isinstance(value, bool):
-            raise ValueError(f"{key} must be True or False, got {value!r}")
-        return value
     return str(value)

@@ -1,22 +1,14 @@
-"""Try every Ultralytics export format on a CBAM model and write a Markdown status table.
+"""Try every Ultralytics export format on a CBAM model and on a stock yolov8n, each export in its own process, offline
+and with auto-install off; run each export with AutoBackend and compare its output with PyTorch's
+(docs/export-formats.md). Compare checkpoints trained alike: an untrained model's output hardly depends on the image.
 
-Each format runs in its own process (a crash or hang in one exporter cannot stop the others), offline and, unless
-``--autoinstall`` is given, with Ultralytics' auto-install off, so the environment is never changed: a format whose
-packages are missing is reported as such. An exported model is then loaded with Ultralytics' AutoBackend and run on a
-real image; its raw output is compared with the PyTorch model's (max abs difference over box pixels and scores).
-
-The stock yolov8n column tells problems of CBAM from problems of the exporter or the machine. Compare checkpoints
-trained alike: an untrained model's output hardly depends on the image, which hides a runtime's loss of precision.
-
-Usage:
-    python benchmarks/export_matrix.py                      # untrained yolov8n-cbam and yolov8n, imgsz 64
-    python benchmarks/export_matrix.py --weights best.pt --stock-weights stock.pt --imgsz 128 \\
-        --readme docs/export-formats.md
+Usage (from the repository root):
+    python -m benchmarks.export_matrix                  # untrained yolov8n-cbam and yolov8n, imgsz 64
+    python -m benchmarks.export_matrix weights=best.pt stock_weights=stock.pt imgsz=128 readme=docs/export-formats.md
 """
 
 from __future__ import annotations
 
-import argparse
 import ast
 import json
 import os
@@ -28,11 +20,21 @@ import tempfile
 import time
 from pathlib import Path
 
-if __package__ in (None, ""):  # run as a script: make the repository root importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.config import listed, options
+from benchmarks.readme_tables import checked, write_block
 
-from benchmarks.readme_tables import check_block, write_block
-
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULTS = {
+    "weights": None,  # CBAM checkpoint; default an untrained yolov8n-cbam
+    "stock_weights": None,  # stock checkpoint to compare; default an untrained yolov8n
+    "imgsz": 64,
+    "image": None,  # image to run; default a cbam-shapes scene
+    "data": "cbam-shapes.yaml",  # calibration data of the formats that take it
+    "formats": None,  # the format arguments to try, e.g. 'onnx,openvino'; default all
+    "timeout": 600,  # seconds per export
+    "logs": None,  # folder for each export's full log
+    "readme": None,  # file whose <!-- exports:start --> block receives the table
+}
 MISSING = re.compile(r"requirements? (\[.*?\]) not found, AutoUpdate disabled")
 
 
@@ -99,10 +101,10 @@ def try_format(fmt: str, weights: Path, imgsz: int, image: Path | None, data: st
     out.write_text(json.dumps(result))
 
 
-def _worker(args: argparse.Namespace) -> None:
-    out = Path(args.result)
+def _worker(args: dict) -> None:
+    out = Path(args["result"])
     try:
-        try_format(args.one, args.weights, args.imgsz, args.image, args.data, out)
+        try_format(args["one"], args["weights"], args["imgsz"], args.get("image"), args.get("data"), out)
     except BaseException as e:  # keep the reason next to whatever succeeded
         partial = json.loads(out.read_text()) if out.exists() else {}
         out.write_text(json.dumps({**partial, "error": f"{type(e).__name__}: {e}".splitlines()[0][:300]}))
@@ -131,37 +133,39 @@ def _status(fmt_row: dict, result: dict, log: str) -> str:
     return f"❌ export failed: {_reason(result, log)}"
 
 
-def _try_in_worker(fmt_row: dict, weights: Path, args: argparse.Namespace) -> tuple[dict, str]:
+def _try_in_worker(fmt_row: dict, weights: Path, args: dict) -> tuple[dict, str]:
     """Run one export in a fresh process in a scratch folder; returns its result and log."""
-    fmt = fmt_row["Argument"]
+    fmt, timeout = fmt_row["Argument"], args["timeout"]
     work = Path(tempfile.mkdtemp(prefix=f"export-{fmt}-"))
     copy = Path(shutil.copy(weights, work / weights.name))
     result_file = work / "result.json"
-    command = [sys.executable, __file__, "--one", fmt, "--weights", str(copy), "--imgsz", str(args.imgsz)]
-    command += ["--result", str(result_file)] + (["--image", str(args.image)] if args.image else [])
+    command = [sys.executable, "-m", "benchmarks.export_matrix", f"one={fmt}", f"weights={copy}"]
+    command += [f"imgsz={args['imgsz']}", f"result={result_file}"]
+    command += [f"image={Path(args['image']).resolve()}"] if args["image"] else []
     takes = fmt_row.get("Arguments", ["data"])  # older Ultralytics releases do not list them
-    command += ["--data", args.data] if args.data and "data" in takes else []
-    env = {**os.environ, "YOLO_OFFLINE": "1", "YOLO_AUTOINSTALL": str(args.autoinstall)}
+    command += [f"data={args['data']}"] if args["data"] and "data" in takes else []
+    path = os.pathsep.join(filter(None, (str(ROOT), os.environ.get("PYTHONPATH"))))  # the worker runs in `work`
+    env = {**os.environ, "YOLO_OFFLINE": "1", "YOLO_AUTOINSTALL": "False", "PYTHONPATH": path}
     try:
-        done = subprocess.run(command, cwd=work, env=env, capture_output=True, text=True, timeout=args.timeout)
+        done = subprocess.run(command, cwd=work, env=env, capture_output=True, text=True, timeout=timeout)
         log = done.stdout + done.stderr
     except subprocess.TimeoutExpired as e:
-        log = f"{e.stdout or ''}{e.stderr or ''}\ntimed out after {args.timeout} s"
+        log = f"{e.stdout or ''}{e.stderr or ''}\ntimed out after {timeout} s"
     result = json.loads(result_file.read_text()) if result_file.exists() else {}
     if "error" not in result and "timed out" in log[-100:]:
-        result["error"] = f"timed out after {args.timeout} s"
+        result["error"] = f"timed out after {timeout} s"
     shutil.rmtree(work, ignore_errors=True)
     return result, log
 
 
-def run_matrix(models: dict[str, Path], args: argparse.Namespace) -> list[dict]:
-    """Try each format (or those in ``args.formats``) on each model; returns one row per format."""
+def run_matrix(models: dict[str, Path], args: dict) -> list[dict]:
+    """Try each format (or those in ``args['formats']``) on each model; returns one row per format."""
     from ultralytics.engine.exporter import export_formats
 
     formats = export_formats()  # a dict of columns; a pandas DataFrame in older releases
     if hasattr(formats, "to_dict"):
         formats = formats.to_dict("list")
-    only = set(args.formats.split(",")) if args.formats else None
+    only = set(listed(args["formats"])) if args["formats"] else None
     rows = []
     for row in (dict(zip(formats, values, strict=True)) for values in zip(*formats.values(), strict=True)):
         if row["Argument"] == "-" or (only and row["Argument"] not in only):  # "-": the PyTorch checkpoint itself
@@ -171,9 +175,9 @@ def run_matrix(models: dict[str, Path], args: argparse.Namespace) -> list[dict]:
             t = time.perf_counter()
             result, log = _try_in_worker(row, weights, args)
             line[name] = _status(row, result, log)
-            if args.logs:
-                args.logs.mkdir(parents=True, exist_ok=True)
-                (args.logs / f"{row['Argument']}-{name.replace(' ', '-')}.log").write_text(log)
+            if args["logs"]:
+                Path(args["logs"]).mkdir(parents=True, exist_ok=True)
+                (Path(args["logs"]) / f"{row['Argument']}-{name.replace(' ', '-')}.log").write_text(log)
             print(f"{row['Format']:<22} {name:<14} {line[name]}  ({time.perf_counter() - t:.0f} s)", flush=True)
         rows.append(line)
     return rows
@@ -195,8 +199,8 @@ def _label(weights: Path) -> str:
     return Path(YOLO(weights).model.yaml.get("yaml_file", weights.name)).stem
 
 
-def _described(weights: Path | None) -> str:
-    return f"`{weights.name}`" if weights else "untrained"
+def _described(weights: str | None) -> str:
+    return f"`{Path(weights).name}`" if weights else "untrained"
 
 
 def _versions() -> str:
@@ -206,46 +210,6 @@ def _versions() -> str:
     import ultralytics
 
     return f"ultralytics {ultralytics.__version__}, torch {torch.__version__}, Python {platform.python_version()}"
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--weights", type=Path, help="CBAM checkpoint (default: an untrained yolov8n-cbam)")
-    parser.add_argument("--imgsz", type=int, default=64)
-    parser.add_argument("--image", type=Path, help="image to run (default: a cbam-shapes scene)")
-    parser.add_argument("--data", help="calibration data for formats that take it (default: cbam-shapes.yaml)")
-    parser.add_argument("--formats", help="comma-separated format arguments to try (default: all)")
-    parser.add_argument("--stock-weights", type=Path, help="stock checkpoint to compare (default: untrained yolov8n)")
-    parser.add_argument("--no-stock", action="store_true", help="skip the stock yolov8n column")
-    parser.add_argument("--timeout", type=int, default=600, help="seconds allowed per export")
-    parser.add_argument("--autoinstall", action="store_true", help="let Ultralytics pip-install missing packages")
-    parser.add_argument("--logs", type=Path, help="folder for each export's full log")
-    parser.add_argument("--table", type=Path, help="write the Markdown table here too")
-    parser.add_argument(
-        "--readme",
-        type=Path,
-        help="Markdown file (docs/export-formats.md) whose <!-- exports:start --> block receives the table",
-    )
-    parser.add_argument("--one", help=argparse.SUPPRESS)
-    parser.add_argument("--result", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.one:
-        _worker(args)
-        return
-    if args.readme:
-        check_block(args.readme, "exports")  # before the exports, not after them
-    os.environ.setdefault("YOLO_OFFLINE", "1")
-    args.data = args.data or "cbam-shapes.yaml"
-    scratch = Path(tempfile.mkdtemp(prefix="export-matrix-"))
-    try:
-        table = _matrix_table(args, scratch)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-    print(table)
-    if args.table:
-        args.table.write_text(table)
-    if args.readme:
-        write_block(args.readme, "exports", table.rstrip("\n"))
 
 
 def _save_untrained(yaml_name: str, path: Path) -> None:
@@ -258,22 +222,37 @@ def _save_untrained(yaml_name: str, path: Path) -> None:
     torch.save({"model": copy.deepcopy(YOLO(yaml_name).model).half()}, path)
 
 
-def _matrix_table(args: argparse.Namespace, scratch: Path) -> str:
+def _matrix_table(args: dict, scratch: Path) -> str:
     """The Markdown table for the models `args` name (untrained ones saved in `scratch`)."""
-    cbam = args.weights.resolve() if args.weights else scratch / "yolov8n-cbam.pt"
-    if not args.weights:
-        _save_untrained("yolov8n-cbam.yaml", cbam)
-    models = {_label(cbam): cbam}
-    if not args.no_stock:  # same export on the stock model tells CBAM problems from environment problems
-        stock = args.stock_weights.resolve() if args.stock_weights else scratch / "yolov8n.pt"
-        if not args.stock_weights:
-            _save_untrained("yolov8n.yaml", stock)
-        models[f"stock {_label(stock)}"] = stock
+    models, keys = {}, ("weights", "stock_weights")
+    for key, yaml, prefix in zip(keys, ("yolov8n-cbam.yaml", "yolov8n.yaml"), ("", "stock "), strict=True):
+        path = Path(args[key]).resolve() if args[key] else scratch / Path(yaml).with_suffix(".pt")
+        if not args[key]:
+            _save_untrained(yaml, path)
+        models[prefix + _label(path)] = path
     rows = run_matrix(models, args)
-    given = [args.weights] + ([] if args.no_stock else [args.stock_weights])
-    checkpoints = [f"{name} {_described(weights)}" for name, weights in zip(models, given, strict=True)]
-    note = f"Export at imgsz {args.imgsz}, CPU, offline; {', '.join(checkpoints)}; {_versions()}."
+    checkpoints = [f"{name} {_described(args[key])}" for name, key in zip(models, keys, strict=True)]
+    note = f"Export at imgsz {args['imgsz']}, CPU, offline; {', '.join(checkpoints)}; {_versions()}."
     return markdown(rows, list(models), note)
+
+
+def main(argv: list[str] | None = None) -> str:
+    """Try the formats and print the table; key=value arguments as DEFAULTS names them."""
+    given = options(argv, [*DEFAULTS, "one", "result"], "benchmarks.export_matrix")
+    if "one" in given:  # the worker process of format `one`
+        _worker(given)
+        return ""
+    args = DEFAULTS | given
+    readme = checked(args["readme"], "exports")
+    scratch = Path(tempfile.mkdtemp(prefix="export-matrix-"))
+    try:
+        table = _matrix_table(args, scratch)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    print(table)
+    if readme is not None:
+        write_block(readme, "exports", table.rstrip("\n"))
+    return table
 
 
 if __name__ == "__main__":

@@ -1,31 +1,24 @@
-"""Where CBAM sits, and parameters and GFLOPs with and without it, for every YOLO family of the installed Ultralytics.
-
-Builds '<stock>.yaml' and '<stock>-cbam.yaml' (e.g. 'yolo11s-seg.yaml' and 'yolo11s-seg-cbam.yaml') for every family,
-task and scale, and writes the full table into the ``<!-- families:start -->`` block of docs/families.md and a summary
-(detection at scale n, one row per family) into the block of the same name of a file given with --readme.
+"""Where CBAM sits, and parameters and GFLOPs with and without it, for every family, task and scale of the installed
+Ultralytics: the full table into the ``families`` block of `docs`, YOLOv8's rows into the ``params`` block of
+`params` and, given `readme`, one row per family into its ``families`` block (`None` skips a file).
 
 Usage (from the repository root):
-    python benchmarks/families_table.py                    # docs/families.md, GFLOPs at 640
-    python benchmarks/families_table.py --scales n --imgsz 320 --readme /tmp/README.md --docs /tmp/families.md
+    python -m benchmarks.families_table               # docs/families.md and docs/parameters.md, GFLOPs at 640
+    python -m benchmarks.families_table scales=n imgsz=320 docs=/tmp/families.md params=None readme=/tmp/README.md
 """
 
 from __future__ import annotations
 
-import argparse
-import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-if __package__ in (None, ""):  # run as a script: make the repository root importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from benchmarks.readme_tables import check_block, write_block
-
-os.environ.setdefault("YOLO_OFFLINE", "1")
+from benchmarks.config import options
+from benchmarks.readme_tables import checked, write_block
 
 ROOT = Path(__file__).resolve().parents[1]
-BLOCK = "families"
+DEFAULTS = {"imgsz": 640, "scales": "nslmx", "docs": ROOT / "docs" / "families.md"}
+DEFAULTS |= {"params": ROOT / "docs" / "parameters.md", "readme": None}
+PARAMS_TASKS = ("detect", "segment", "pose", "obb", "classify")  # the order of docs/parameters.md
 
 
 @dataclass
@@ -48,6 +41,13 @@ class Row:
     def added(self) -> str:
         added = self.params[1] - self.params[0]
         return f"+{added:,} ({100 * added / self.params[0]:.2f} %)"
+
+    @property
+    def params_text(self) -> list[str]:
+        return [f"{p:,}" for p in self.params]
+
+    def gflops_text(self, digits: int) -> list[str]:
+        return [f"{g:.{digits}f}" for g in self.gflops]
 
 
 def _build(name: str):
@@ -117,60 +117,64 @@ def build_rows(imgsz: int = 640, scales: str = "nslmx") -> list[Row]:
     return [measure(*case, imgsz) for case in TQDM(cases, desc="Building models")]
 
 
+def _table(header: list[str], numeric: int, rows: list[list[str]]) -> str:
+    """A Markdown table whose last `numeric` columns are right-aligned."""
+    align = "|" + "|".join(["---"] * (len(header) - numeric) + ["--:"] * numeric) + "|"
+    return "\n".join([f"| {' | '.join(header)} |", align, *(f"| {' | '.join(cells)} |" for cells in rows)])
+
+
 def full_table(rows: list[Row], imgsz: int) -> str:
     """Every row, grouped by family and task: CBAM's places once per group."""
-    lines = [
-        f"| model | CBAM after stock layers | params | with CBAM | added | GFLOPs@{imgsz} | with CBAM |",
-        "|---|---|--:|--:|--:|--:|--:|",
-    ]
-    previous = None
+    cells, previous = [], None
     for r in rows:
         after = r.after if (r.family, r.task, r.after) != previous else '"'
         previous = (r.family, r.task, r.after)
-        lines.append(
-            f"| {r.model} ({r.task}) | {after} | {r.params[0]:,} | {r.params[1]:,} | "
-            f"{r.added} | {r.gflops[0]:.2f} | {r.gflops[1]:.2f} |"
-        )
-    return "\n".join(lines)
+        cells.append([f"{r.model} ({r.task})", after, *r.params_text, r.added, *r.gflops_text(2)])
+    header = ["model", "CBAM after stock layers", "params", "with CBAM", "added", f"GFLOPs@{imgsz}", "with CBAM"]
+    return _table(header, 5, cells)
 
 
 def summary_table(rows: list[Row], imgsz: int) -> str:
     """One row per family: detection at the first scale measured, and the tasks the family has."""
     from ultralytics_cbam.families import families
 
-    lines = [
-        f"| model | tasks of the family | CBAM after stock layers | params | with CBAM | GFLOPs@{imgsz} | with CBAM |",
-        "|---|---|---|--:|--:|--:|--:|",
-    ]
+    cells = []
     for family, tasks in families().items():
         r = next((r for r in rows if r.family == family and r.task == "detect"), None)
         if r is not None:
-            lines.append(
-                f"| {r.model} | {', '.join(tasks)} | {r.after} | {r.params[0]:,} | {r.params[1]:,} | "
-                f"{r.gflops[0]:.2f} | {r.gflops[1]:.2f} |"
-            )
-    return "\n".join(lines)
+            cells.append([r.model, ", ".join(tasks), r.after, *r.params_text, *r.gflops_text(2)])
+    header = ["model", "tasks of the family", "CBAM after stock layers", "params", "with CBAM", f"GFLOPs@{imgsz}"]
+    return _table([*header, "with CBAM"], 4, cells)
 
 
-def main() -> None:
+def params_table(rows: list[Row], imgsz: int) -> str:
+    """YOLOv8's rows, task by task: parameters and GFLOPs with and without CBAM."""
+    yolov8 = sorted(
+        (r for r in rows if r.family == "yolov8" and r.task in PARAMS_TASKS), key=lambda r: PARAMS_TASKS.index(r.task)
+    )
+    cells = [
+        [r.task, r.scale, *r.params_text, r.added, *r.gflops_text(1), f"{r.gflops[1] - r.gflops[0]:+.2f}"]
+        for r in yolov8
+    ]
+    header = ["task", "scale", "YOLOv8 params", "YOLOv8-CBAM params", "added params", f"YOLOv8 GFLOPs@{imgsz}"]
+    return _table([*header, f"YOLOv8-CBAM GFLOPs@{imgsz}", "added GFLOPs"], 6, cells)
+
+
+def main(argv: list[str] | None = None) -> list[Row]:
+    """Build the models and write the tables; key=value arguments as DEFAULTS names them."""
     from ultralytics import __version__
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--imgsz", type=int, default=640, help="image size of the GFLOPs")
-    parser.add_argument("--scales", default="nslmx", help="scale letters to build, e.g. 'n' or 'ns'")
-    parser.add_argument("--readme", type=Path, help="also write the summary (scale n) into this file's block")
-    parser.add_argument("--docs", type=Path, default=ROOT / "docs" / "families.md")
-    args = parser.parse_args()
-    for path in (args.readme, args.docs):
-        if path is not None:
-            check_block(path, BLOCK)
-
-    rows = build_rows(args.imgsz, args.scales)
-    made = f"Ultralytics {__version__}, written by `python benchmarks/families_table.py`."
-    write_block(args.docs, BLOCK, f"{full_table(rows, args.imgsz)}\n\n{made}")
-    if args.readme is not None:
-        write_block(args.readme, BLOCK, f"{summary_table(rows, args.imgsz)}\n\n{made}")
-    print(f"{args.docs}: {len(rows)} models with and without CBAM")
+    args = DEFAULTS | options(argv, DEFAULTS, "benchmarks.families_table")
+    blocks = {"docs": "families", "params": "params", "readme": "families"}
+    files = {key: checked(args[key], block) for key, block in blocks.items() if args[key] is not None}
+    rows = build_rows(args["imgsz"], str(args["scales"]))
+    imgsz, made = args["imgsz"], f"\n\nUltralytics {__version__}, written by `python -m benchmarks.families_table`."
+    tables = {"docs": full_table(rows, imgsz) + made, "params": params_table(rows, imgsz)}
+    tables["readme"] = summary_table(rows, imgsz) + made
+    for key, path in files.items():
+        write_block(path, blocks[key], tables[key])
+        print(f"{path}: {blocks[key]} block written")
+    return rows
 
 
 if __name__ == "__main__":

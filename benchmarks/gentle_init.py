@@ -1,38 +1,38 @@
-"""How much a freshly inserted CBAM disturbs a trained model: paper initialisation against gentle_init, on coco8.
+"""How much a freshly inserted CBAM disturbs a trained model: paper initialisation against gentle_init, on coco8
+(docs/gentle-init.md): a yolov8n trained on coco8's training photographs moved into yolov8n-cbam, compared with the
+source before and, given `finetune` epochs, after fine-tuning; the tables go into the ``gentle`` block of `readme`.
 
-A stock yolov8n is trained on coco8 (its 4 training photographs, repeated, single class, on CPU), then moved into
-yolov8n-cbam with every tensor transferred. Before any fine-tuning, each transplant is compared with the source:
-the largest change of a class score, the mean change of a box (pixels), mAP50 against coco8's labels (of the
-photographs it was trained on) and mAP50 against the source model's own detections. Optionally each transplant is
-then fine-tuned for a few epochs. Prints Markdown tables and, with ``--readme``, writes them into the README's
-``<!-- gentle:start -->`` block.
-
-    python benchmarks/gentle_init.py --epochs 60 --finetune 10 --readme docs/gentle-init.md
+Usage (from the repository root):
+    python -m benchmarks.gentle_init epochs=60 finetune=10 readme=docs/gentle-init.md
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
-import sys
 import tempfile
 from pathlib import Path
-
-os.environ.setdefault("YOLO_OFFLINE", "1")
-if __package__ in (None, ""):  # run as a script: make the repository root importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch
 from ultralytics import YOLO
 from ultralytics.nn import tasks
 
-from benchmarks.readme_tables import check_block, write_block
+from benchmarks.config import listed, options
+from benchmarks.readme_tables import checked, write_block
 from ultralytics_cbam.init import gentle_init
 
 COCO8 = Path(__file__).resolve().parents[1] / "tests" / "data" / "coco8"
 TRAIN = {"batch": 8, "workers": 0, "device": "cpu", "plots": False, "seed": 0, "deterministic": True, "amp": False}
 TRAIN |= {"mosaic": 0.0, "single_cls": True, "optimizer": "AdamW", "lr0": 0.002, "warmup_epochs": 0, "val": False}
+REPEATS = 16  # times each training photograph is listed per epoch
+DEFAULTS = {
+    "epochs": 60,  # of the source model
+    "imgsz": 128,
+    "gates": (0.9, 0.95, 0.99, 0.999),  # the gentle_init gates compared
+    "finetune": 0,  # fine-tuning epochs of each transplant
+    "source": None,  # a trained checkpoint to use instead of training one
+    "readme": None,
+}
 
 
 def dataset(folder: Path, repeats: int) -> Path:
@@ -83,57 +83,49 @@ def predictions(model: YOLO, images: list[Path], imgsz: int) -> torch.Tensor:
     return y[0] if isinstance(y, (list, tuple)) else y
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--epochs", type=int, default=60, help="training epochs of the source model")
-    parser.add_argument("--imgsz", type=int, default=128)
-    parser.add_argument("--repeats", type=int, default=16, help="times each training photograph is listed per epoch")
-    parser.add_argument("--gates", default="0.9,0.95,0.99,0.999", help="gentle_init gate values to compare")
-    parser.add_argument("--finetune", type=int, default=0, help="fine-tuning epochs of each transplant (0: none)")
-    parser.add_argument("--source", type=Path, help="use this trained checkpoint instead of training one")
-    parser.add_argument("--readme", type=Path, help="README whose <!-- gentle:start --> block receives the tables")
-    args = parser.parse_args()
-    if args.readme:
-        check_block(args.readme, "gentle")  # before the training, not after it
+def main(argv: list[str] | None = None) -> str:
+    """Measure and print the tables; key=value arguments as DEFAULTS names them."""
+    args = DEFAULTS | options(argv, DEFAULTS, "benchmarks.gentle_init")
+    epochs, imgsz, finetune, source = args["epochs"], args["imgsz"], args["finetune"], args["source"]
+    readme = checked(args["readme"], "gentle")
     work = Path(tempfile.mkdtemp(prefix="gentle-init-"))
     os.environ.setdefault("YOLO_CONFIG_DIR", str(work / "config"))
-    data = dataset(work, args.repeats)
-    if args.source is None:
-        YOLO("yolov8n.yaml").train(
-            data=str(data), epochs=args.epochs, imgsz=args.imgsz, project=str(work), name="src", **TRAIN
-        )
-        args.source = work / "src" / "weights" / "last.pt"
-    source = YOLO(args.source)
+    data = dataset(work, REPEATS)
+    if source is None:
+        YOLO("yolov8n.yaml").train(data=str(data), epochs=epochs, imgsz=imgsz, project=str(work), name="src", **TRAIN)
+        source = work / "src" / "weights" / "last.pt"
+    trained = YOLO(source)
     images = sorted((data.parent / "images" / "train").glob("*.jpg"))
-    pseudo = pseudo_labels(data, source, args.imgsz, work / "pseudo")
-    ys = predictions(source, images, args.imgsz)
+    pseudo = pseudo_labels(data, trained, imgsz, work / "pseudo")
+    ys = predictions(trained, images, imgsz)
 
-    rows = [("source (no CBAM)", source)]
-    for gate in [None, *map(float, args.gates.split(","))]:
+    rows = [("source (no CBAM)", trained)]
+    for gate in [None, *map(float, listed(args["gates"]))]:
         torch.manual_seed(0)
         model = YOLO("yolov8n-cbam.yaml")
-        model.model = tasks.DetectionModel("yolov8n-cbam.yaml", nc=source.model.nc, verbose=False)
-        model.load(args.source)
+        model.model = tasks.DetectionModel("yolov8n-cbam.yaml", nc=trained.model.nc, verbose=False)
+        model.load(source)
         if gate is not None:
-            gentle_init(model, gate=gate, imgsz=args.imgsz)
+            gentle_init(model, gate=gate, imgsz=imgsz)
         rows.append(("CBAM, paper init" if gate is None else f"CBAM, gentle_init(gate={gate})", model))
 
     header = "| model | max Δ class score | mean Δ box (px) | mAP50 (labels) | mAP50 (source's detections) |"
     lines = [header, "|---|---|---|---|---|"]
     for name, model in rows:
-        y = predictions(model, images, args.imgsz)
+        y = predictions(model, images, imgsz)
         score, box = (y[:, 4:] - ys[:, 4:]).abs().max().item(), (y[:, :4] - ys[:, :4]).abs().mean().item()
-        labels, agree = map50(model, data, args.imgsz, work / "val"), map50(model, pseudo, args.imgsz, work / "val")
+        labels, agree = map50(model, data, imgsz, work / "val"), map50(model, pseudo, imgsz, work / "val")
         lines.append(f"| {name} | {score:.3f} | {box:.2f} | {labels:.3f} | {agree:.3f} |")
-    if args.finetune:
-        lines += ["", f"| model | mAP50 (labels) after {args.finetune} fine-tuning epochs |", "|---|---|"]
+    if finetune:
+        lines += ["", f"| model | mAP50 (labels) after {finetune} fine-tuning epochs |", "|---|---|"]
         for name, model in rows[1:]:
-            model.train(data=str(data), epochs=args.finetune, imgsz=args.imgsz, project=str(work), name="ft", **TRAIN)
-            lines.append(f"| {name} | {map50(model, data, args.imgsz, work / 'val'):.3f} |")
-    print(f"\nsource: yolov8n, {args.epochs} epochs at {args.imgsz} px on coco8's training photographs\n")
+            model.train(data=str(data), epochs=finetune, imgsz=imgsz, project=str(work), name="ft", **TRAIN)
+            lines.append(f"| {name} | {map50(model, data, imgsz, work / 'val'):.3f} |")
+    print(f"\nsource: yolov8n, {epochs} epochs at {imgsz} px on coco8's training photographs\n")
     print("\n".join(lines))
-    if args.readme:
-        write_block(args.readme, "gentle", "\n".join(lines))
+    if readme is not None:
+        write_block(readme, "gentle", "\n".join(lines))
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

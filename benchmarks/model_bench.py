@@ -1,5 +1,5 @@
 """Model level: yolov8{scale}-cbam against yolov8{scale} in eager and compiled PyTorch, ONNX Runtime and a training
-step."""
+step, peak memory, parameters and GFLOPs."""
 
 from __future__ import annotations
 
@@ -11,37 +11,30 @@ from pathlib import Path
 import torch
 
 from benchmarks.config import BenchConfig
-from benchmarks.memory import peak_memory_mib
-from benchmarks.timing import Timing, interleaved, paired_ratio, paired_ratio_interval
+from benchmarks.onnx_runtime import SETTLE_S, export_onnx, session
+from benchmarks.timing import Timing, interleaved, peak_memory_mib, ratio
 
-PAIR = ("yolov8", "yolov8-cbam")  # (baseline, ours): the ratio is ours / baseline
-# Each ONNX Runtime session has its own thread pool, whose threads spin for a while after a run: without a pause, the
-# session timed next shares the CPU with them (seen: 51 ms after itself, 80-95 ms right after the other session).
-ORT_SETTLE_S = 0.1
+PAIR = ("yolov8", "yolov8-cbam")  # (reference, ours): a ratio is ours / reference
+Progress = Callable[[str], None]
 
 
-def model_names(scale: str) -> dict[str, str]:
-    """Model YAML per role, e.g. {'yolov8': 'yolov8n.yaml', 'yolov8-cbam': 'yolov8n-cbam.yaml'}."""
-    return {"yolov8": f"yolov8{scale}.yaml", "yolov8-cbam": f"yolov8{scale}-cbam.yaml"}
+def model_yaml(role: str, scale: str) -> str:
+    """The model YAML of a role of PAIR, e.g. 'yolov8n-cbam.yaml'."""
+    return role.replace("yolov8", f"yolov8{scale}") + ".yaml"
 
 
 def model_pair(scale: str, seed: int, device: str, imgsz: int | None = None) -> dict[str, torch.nn.Module]:
-    """Randomly initialised DetectionModels (80 classes) of both roles, in training mode, or with their BatchNorm
-    statistics calibrated at `imgsz` and in eval mode.
-
-    yolov8-cbam holds yolov8's weights in every layer the two share (moved as ``transfer_weights`` moves a stock
-    checkpoint), as when CBAM is added to a trained model, so that the models differ by the CBAM layers and the
-    BatchNorm statistics that follow from them rather than by a second draw of weights. Some CPU kernels take time
-    that depends on the values (PyTorch's SiLU runs twice as long on inputs above about 80).
-    """
+    """Randomly initialised DetectionModels (80 classes) of both roles in training mode or, given `imgsz`, with their
+    BatchNorm statistics calibrated at that size and in eval mode. yolov8-cbam holds yolov8's weights in every layer
+    the two share: some CPU kernels take time that depends on the values (SiLU twice as long above about 80)."""
     from ultralytics.nn.tasks import DetectionModel
 
     from ultralytics_cbam.transfer import transfer_weights
 
     models = {}
-    for role, yaml in model_names(scale).items():
+    for role in PAIR:
         torch.manual_seed(seed)
-        models[role] = DetectionModel(yaml, nc=80, verbose=False).to(device).train()
+        models[role] = DetectionModel(model_yaml(role, scale), nc=80, verbose=False).to(device).train()
     transfer_weights(models[PAIR[1]], models[PAIR[0]], verbose=False)
     if imgsz is not None:
         for model in models.values():
@@ -49,18 +42,9 @@ def model_pair(scale: str, seed: int, device: str, imgsz: int | None = None) -> 
     return models
 
 
-def fused(model: torch.nn.Module) -> torch.nn.Module:
-    """`model` with its Conv and BatchNorm layers fused, in eval mode, as Ultralytics runs inference."""
-    return model.fuse(verbose=False).eval()
-
-
 def calibrate_batchnorm(model: torch.nn.Module, imgsz: int, seed: int, batches: int = 2) -> None:
-    """Set the BatchNorm running statistics from random images, as training would.
-
-    With a fresh model's statistics (mean 0, variance 1) activations shrink by orders of magnitude from layer to layer
-    (mean |x| about 1e-4 by yolov8n's P3), nothing like a trained network's, and toward the range of subnormal floats,
-    which CPUs process far slower. Calibrated statistics keep activations near unit scale, as in a trained network.
-    """
+    """Set the BatchNorm running statistics from random images, as training would, and put `model` in eval mode: with
+    a fresh model's, activations shrink layer by layer toward subnormal floats, which CPUs process far slower."""
     norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
     momenta = [m.momentum for m in norms]
     for m in norms:
@@ -77,39 +61,27 @@ def calibrate_batchnorm(model: torch.nn.Module, imgsz: int, seed: int, batches: 
     model.eval()
 
 
+def compile_like_ultralytics(model: torch.nn.Module) -> torch.nn.Module:
+    """`model` through torch.compile with Inductor in its default mode, as ``compile=True`` makes Ultralytics'
+    trainer and predictor do; compiles at the first call."""
+    return torch.compile(model, mode="default", backend="inductor")
+
+
 def _record(device: str, scale: str, kind: str, batch: int, imgsz: int, times: dict[str, Timing]) -> dict:
     base, ours = (times[name] for name in PAIR)
+    value, interval = ratio(ours, base, 4)
     return {
-        "device": device,
-        "scale": scale,
-        "kind": kind,
-        "batch": batch,
-        "imgsz": imgsz,
+        **{"device": device, "scale": scale, "kind": kind, "batch": batch, "imgsz": imgsz},
         "times": {name: t.as_dict() for name, t in times.items()},
-        "ratio": round(paired_ratio(ours, base), 4),
-        "ratio_interval": [round(v, 4) for v in paired_ratio_interval(ours, base)],
+        "ratio": value,
+        "ratio_interval": interval,
         "ratio_of_minima": round(ours.min_ms / base.min_ms, 4),
     }
 
 
-def eager_inference(cfg: BenchConfig, device: str, scale: str, progress: Callable[[str], None]) -> list[dict]:
-    """Fused eager PyTorch inference under inference_mode, one record per batch size."""
-    return _inference(cfg, device, scale, progress, compiled=False)
-
-
-def compiled_inference(cfg: BenchConfig, device: str, scale: str, progress: Callable[[str], None]) -> list[dict]:
-    """Fused inference of both models compiled as Ultralytics' ``compile=True`` does, one record per batch size."""
-    return _inference(cfg, device, scale, progress, compiled=True)
-
-
-def compile_like_ultralytics(model: torch.nn.Module) -> torch.nn.Module:
-    """`model` through torch.compile with Inductor in its default mode, as ``compile=True`` makes Ultralytics'
-    trainer and predictor do (``ultralytics.utils.torch_utils.attempt_compile``); compiles at the first call."""
-    return torch.compile(model, mode="default", backend="inductor")
-
-
-def _inference(cfg: BenchConfig, device: str, scale: str, progress: Callable[[str], None], compiled: bool) -> list:
-    models = {role: fused(m) for role, m in model_pair(scale, cfg.seed, device, cfg.imgsz).items()}
+def inference(cfg: BenchConfig, device: str, scale: str, progress: Progress, compiled: bool = False) -> list[dict]:
+    """Fused inference, eager or compiled as Ultralytics' ``compile=True`` compiles; one record per batch size."""
+    models = {role: m.fuse(verbose=False).eval() for role, m in model_pair(scale, cfg.seed, device, cfg.imgsz).items()}
     kind = "compiled" if compiled else "eager"
     records = []
     for batch in cfg.model_batches:
@@ -118,7 +90,7 @@ def _inference(cfg: BenchConfig, device: str, scale: str, progress: Callable[[st
         if compiled:
             torch.compiler.reset()  # compile for this batch size alone, as a predictor at a fixed batch size does
 
-        def run(model=None, x=x):
+        def run(model: torch.nn.Module, x: torch.Tensor = x) -> object:
             with torch.inference_mode():
                 return model(x)
 
@@ -130,16 +102,13 @@ def _inference(cfg: BenchConfig, device: str, scale: str, progress: Callable[[st
     return records
 
 
-def onnx_inference(cfg: BenchConfig, device: str, scale: str, progress: Callable[[str], None]) -> list[dict]:
-    """ONNX Runtime inference of models exported with Ultralytics' exporter, one record per batch size for static
-    exports (kind 'onnxruntime', the exporter's default) and one for dynamic ones ('onnxruntime-dynamic')."""
+def onnx_inference(cfg: BenchConfig, device: str, scale: str, progress: Progress) -> list[dict]:
+    """ONNX Runtime on Ultralytics' ONNX export, one record per batch size for static exports (kind 'onnxruntime',
+    the exporter's default) and one for dynamic ones ('onnxruntime-dynamic')."""
     import onnxruntime as ort
 
-    providers = ["CPUExecutionProvider"]
-    if device == "cuda":
-        if "CUDAExecutionProvider" not in ort.get_available_providers():
-            return []
-        providers.insert(0, "CUDAExecutionProvider")
+    if device == "cuda" and "CUDAExecutionProvider" not in ort.get_available_providers():
+        return []
     records = []
     models = model_pair(scale, cfg.seed, "cpu", cfg.imgsz)
     with tempfile.TemporaryDirectory(prefix="cbam-bench-onnx-") as tmp:
@@ -147,60 +116,32 @@ def onnx_inference(cfg: BenchConfig, device: str, scale: str, progress: Callable
             what = f"model yolov8{scale} ONNX Runtime{' (dynamic)' if dynamic else ''} batch {batch}"
             progress(f"{what} (export)")
             sessions = {
-                role: onnx_session(
-                    ort, export_onnx(yaml, models[role], Path(tmp), batch, cfg, dynamic), providers, cfg.threads
-                )
-                for role, yaml in model_names(scale).items()
-            }
+                role: session(export_onnx(model_yaml(role, scale), m, Path(tmp), batch, cfg.imgsz, dynamic),
+                              cfg.threads, device == "cuda")
+                for role, m in models.items()
+            }  # fmt: skip
             progress(what)
             feed = torch.rand(batch, 3, cfg.imgsz, cfg.imgsz).numpy()
             candidates = {
                 role: (lambda s=s, feed=feed: s.run(None, {s.get_inputs()[0].name: feed}))
                 for role, s in sessions.items()
             }
-            settings = {"min_seconds": cfg.model_seconds, "settle_s": ORT_SETTLE_S}
-            times = interleaved(candidates, cfg.model_rounds, cfg.warmup, **settings)
+            times = interleaved(
+                candidates, cfg.model_rounds, cfg.warmup, min_seconds=cfg.model_seconds, settle_s=SETTLE_S
+            )
             kind = "onnxruntime-dynamic" if dynamic else "onnxruntime"
             records.append(_record(device, scale, kind, batch, cfg.imgsz, times))
     return records
 
 
-def export_onnx(
-    yaml: str, weights: torch.nn.Module, folder: Path, batch: int, cfg: BenchConfig, dynamic: bool = False
-) -> str:
-    """Export `yaml` holding the state of `weights` with Ultralytics' exporter into `folder`, with static shapes
-    (batch `batch`, cfg.imgsz) or dynamic ones."""
-    from ultralytics import YOLO
-
-    yolo = YOLO(yaml)
-    yolo.model.load_state_dict(weights.state_dict())
-    stem = f"{Path(yaml).stem}-b{batch}{'-dynamic' if dynamic else ''}"
-    yolo.model.pt_path = str(folder / f"{stem}.pt")  # where the exporter writes
-    return yolo.export(
-        format="onnx", imgsz=cfg.imgsz, batch=batch, dynamic=dynamic, simplify=True, device="cpu", verbose=False
-    )
-
-
-def onnx_session(ort, path: str, providers: list[str], threads: int):
-    """An ONNX Runtime session with all graph optimisations and `threads` intra-op threads."""
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    return ort.InferenceSession(path, options, providers=providers)
-
-
-def train_step(
-    cfg: BenchConfig, device: str, scale: str, progress: Callable[[str], None], compiled: bool = False
-) -> list[dict]:
+def train_step(cfg: BenchConfig, device: str, scale: str, progress: Progress, compiled: bool = False) -> list[dict]:
     """One optimisation step (forward, loss, backward, SGD step) on a synthetic labelled batch, eager or with the
-    model compiled as Ultralytics' trainer compiles it with ``compile=True`` (kind 'train-compiled')."""
+    forward compiled as Ultralytics' trainer compiles it with ``compile=True`` (kind 'train-compiled')."""
     kind = "train-compiled" if compiled else "train"
     progress(f"model yolov8{scale} {kind} step batch {cfg.train_batch} at {cfg.train_imgsz}")
     if compiled:
         torch.compiler.reset()
-    pair = model_pair(scale, cfg.seed, device)
-    steps = {role: make_train_step(m, cfg, device, compiled) for role, m in pair.items()}
+    steps = {role: make_train_step(m, cfg, device, compiled) for role, m in model_pair(scale, cfg.seed, device).items()}
     warmup = max(cfg.warmup, 2) if compiled else cfg.warmup  # the first step compiles
     times = interleaved(steps, cfg.model_rounds, warmup, device=device, min_seconds=cfg.model_seconds)
     return [_record(device, scale, kind, cfg.train_batch, cfg.train_imgsz, times)]
@@ -209,8 +150,8 @@ def train_step(
 def make_train_step(
     model: torch.nn.Module, cfg: BenchConfig, device: str, compiled: bool = False
 ) -> Callable[[], object]:
-    """A closure running one training step of `model` (in training mode) on a fixed synthetic batch; `compiled`
-    compiles the forward and leaves the loss eager, as Ultralytics' trainer does with ``compile=True``."""
+    """A closure running one training step of `model` on a fixed synthetic batch; `compiled` compiles the forward and
+    leaves the loss eager, as Ultralytics' trainer does with ``compile=True``."""
     from ultralytics.cfg import get_cfg
 
     model.args = get_cfg()  # loss gains (box, cls, dfl) from Ultralytics' defaults
@@ -218,7 +159,7 @@ def make_train_step(
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.937, nesterov=True, weight_decay=5e-4)
     forward = compile_like_ultralytics(model) if compiled else model
 
-    def step():
+    def step() -> None:
         optimizer.zero_grad(set_to_none=True)
         loss, _ = model.loss(batch, forward(batch["img"]))
         loss.sum().backward()
@@ -241,32 +182,31 @@ def synthetic_batch(size: int, imgsz: int, seed: int, device: str, boxes_per_ima
     }
 
 
-def peak_memory(cfg: BenchConfig, device: str, scale: str, progress: Callable[[str], None]) -> list[dict]:
-    """Peak memory of eager inference at the largest model batch and of one training step."""
+def peak_memory(cfg: BenchConfig, device: str, scale: str, progress: Progress) -> list[dict]:
+    """Peak memory of fused eager inference at the largest model batch and of one training step."""
     progress(f"model yolov8{scale} peak memory")
-    records = []
     batch = max(cfg.model_batches)
     x = torch.rand(batch, 3, cfg.imgsz, cfg.imgsz, device=device)
-    inference = {}
+    inference_mib, train_mib = {}, {}
     for role, model in model_pair(scale, cfg.seed, device, cfg.imgsz).items():
-        model = fused(model)
+        model = model.fuse(verbose=False).eval()
         with torch.inference_mode():
             model(x)  # first-call allocations (e.g. Detect anchors) out of the way
-            inference[role] = peak_memory_mib(lambda m=model: m(x), device)
-    records.append(_memory_record(device, scale, "inference", batch, cfg.imgsz, inference))
-    train = {}
+            inference_mib[role] = peak_memory_mib(lambda m=model: m(x), device)
     for role, model in model_pair(scale, cfg.seed, device).items():
         step = make_train_step(model, cfg, device)
         step()  # optimizer state and gradients exist from here on, as in training
-        train[role] = peak_memory_mib(step, device)
-    records.append(_memory_record(device, scale, "train", cfg.train_batch, cfg.train_imgsz, train))
-    return records
+        train_mib[role] = peak_memory_mib(step, device)
+    return [
+        _memory_record(device, scale, "inference", batch, cfg.imgsz, inference_mib),
+        _memory_record(device, scale, "train", cfg.train_batch, cfg.train_imgsz, train_mib),
+    ]
 
 
 def _memory_record(device: str, scale: str, kind: str, batch: int, imgsz: int, mib: dict) -> dict:
     base, ours = (mib[name] for name in PAIR)
-    ratio = round(ours / base, 4) if base and ours is not None else None
-    return {"device": device, "scale": scale, "kind": kind, "batch": batch, "imgsz": imgsz, "mib": mib, "ratio": ratio}
+    value = round(ours / base, 4) if base and ours is not None else None
+    return {"device": device, "scale": scale, "kind": kind, "batch": batch, "imgsz": imgsz, "mib": mib, "ratio": value}
 
 
 def model_size(scale: str, imgsz: int) -> dict:

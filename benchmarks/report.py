@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
 import re
-import sys
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+import numpy as np
 import torch
+
+from benchmarks.cbam_variants import MLP_FORMS, POOLS, REFERENCE_FORWARD
 
 # Targets on CPU: limits of ratios ours / theirs (lower is better). Module level: against timm's CbamModule at every
 # shape. Model level, yolov8n-cbam / yolov8n: eager by batch size, the other kinds at every batch size.
@@ -84,13 +87,12 @@ def machine() -> dict:
 
 
 def _version(package: str) -> str:
-    """The installed version of `package`, or 'not installed'."""
-    if package == "ultralytics":  # the release imported, which may be an older one laid over the environment
-        import ultralytics
+    """The installed version of `package`, or 'not installed'; of Ultralytics, the release imported (which may be an
+    older one laid over the environment)."""
+    import ultralytics
 
-        return ultralytics.__version__
     try:
-        return version(package)
+        return ultralytics.__version__ if package == "ultralytics" else version(package)
     except PackageNotFoundError:
         return "not installed"
 
@@ -99,12 +101,9 @@ def _cpu_caches() -> str:
     """Sizes of the first CPU's L2 and L3 caches, e.g. 'L2 1024K, L3 32768K' (empty where not readable)."""
     found = []
     for index in sorted(Path("/sys/devices/system/cpu/cpu0/cache").glob("index*")):
-        try:
-            level, size = (index / "level").read_text().strip(), (index / "size").read_text().strip()
-        except OSError:
-            continue
-        if level in {"2", "3"}:
-            found.append(f"L{level} {size}")
+        with contextlib.suppress(OSError):
+            level, size = ((index / name).read_text().strip() for name in ("level", "size"))
+            found += [f"L{level} {size}"] if level in {"2", "3"} else []
     return ", ".join(found)
 
 
@@ -250,57 +249,35 @@ def _interval(interval: list[float] | None) -> str:
     return f"{interval[0]:.3f} – {interval[1]:.3f}" if interval else "–"
 
 
+MODEL_KINDS = {
+    "eager": "eager PyTorch (fused)",
+    "compiled": "torch.compile, Inductor (fused)",
+    "onnxruntime": "ONNX Runtime",
+    "onnxruntime-dynamic": "ONNX Runtime, dynamic export",
+    "train": "training step",
+    "train-compiled": "training step, forward compiled",
+}
+
+
 def _model_table(records: list[dict]) -> list[str]:
     if not records:
         return []
-    names = {
-        "eager": "eager PyTorch (fused)",
-        "compiled": "torch.compile, Inductor (fused)",
-        "onnxruntime": "ONNX Runtime",
-        "onnxruntime-dynamic": "ONNX Runtime, dynamic export",
-        "train": "training step",
-        "train-compiled": "training step, forward compiled",
-    }
-    rows = [
-        [
-            f"yolov8{r['scale']}",
-            names[r["kind"]],
-            r["device"],
-            f"{r['batch']}x{r['imgsz']}",
-            _ms(r["times"]["yolov8"]),
-            _ms(r["times"]["yolov8-cbam"]),
-            f"{r['ratio']:.3f}",
-            _interval(r.get("ratio_interval")),
-            f"{r['ratio_of_minima']:.3f}",
-        ]
-        for r in records
-    ]
-    header = [
-        "model",
-        "measurement",
-        "device",
-        "batch x imgsz",
-        "yolov8 ms",
-        "yolov8-cbam ms",
-        "ratio",
-        "95 % interval",
-        "ratio of minima",
-    ]
-    return ["## Model level", "", *_table(header, rows)]
+    rows = []
+    for r in records:
+        rows.append([f"yolov8{r['scale']}", MODEL_KINDS[r["kind"]], r["device"], f"{r['batch']}x{r['imgsz']}"])
+        rows[-1] += [_ms(r["times"]["yolov8"]), _ms(r["times"]["yolov8-cbam"]), f"{r['ratio']:.3f}"]
+        rows[-1] += [_interval(r.get("ratio_interval")), f"{r['ratio_of_minima']:.3f}"]
+    header = ["model", "measurement", "device", "batch x imgsz", "yolov8 ms", "yolov8-cbam ms", "ratio"]
+    return ["## Model level", "", *_table([*header, "95 % interval", "ratio of minima"], rows)]
 
 
 def _memory_table(records: list[dict]) -> list[str]:
     if not records:
         return []
     rows = [
-        [
-            f"yolov8{r['scale']}",
-            r["kind"],
-            r["device"],
-            f"{r['batch']}x{r['imgsz']}",
-            *(f"{r['mib'][k]:.0f}" if r["mib"][k] is not None else "n/a" for k in ("yolov8", "yolov8-cbam")),
-            f"{r['ratio']:.3f}" if r["ratio"] is not None else "n/a",
-        ]
+        [f"yolov8{r['scale']}", r["kind"], r["device"], f"{r['batch']}x{r['imgsz']}"]
+        + [f"{r['mib'][k]:.0f}" if r["mib"][k] is not None else "n/a" for k in ("yolov8", "yolov8-cbam")]
+        + [f"{r['ratio']:.3f}" if r["ratio"] is not None else "n/a"]
         for r in records
     ]
     header = ["model", "pass", "device", "batch x imgsz", "yolov8 MiB", "yolov8-cbam MiB", "ratio"]
@@ -313,16 +290,9 @@ def _size_table(records: list[dict]) -> list[str]:
     rows = []
     for r in records:
         base, ours = r["yolov8"], r["yolov8-cbam"]
-        rows.append(
-            [
-                f"yolov8{r['scale']}",
-                f"{base['params']:,}",
-                f"{ours['params']:,}",
-                f"{100 * (ours['params'] / base['params'] - 1):+.2f} %",
-                f"{base['gflops']:.2f}",
-                f"{ours['gflops']:.2f}",
-            ]
-        )
+        added = f"{100 * (ours['params'] / base['params'] - 1):+.2f} %"
+        rows.append([f"yolov8{r['scale']}", f"{base['params']:,}", f"{ours['params']:,}", added])
+        rows[-1] += [f"{base['gflops']:.2f}", f"{ours['gflops']:.2f}"]
     header = ["model", "yolov8 params", "yolov8-cbam params", "added", "yolov8 GFLOPs", "yolov8-cbam GFLOPs"]
     return [f"## Size (GFLOPs at {records[0]['imgsz']})", "", *_table(header, rows)]
 
@@ -332,20 +302,13 @@ def _module_table(records: list[dict]) -> list[str]:
         return []
     others = [k for k in records[0]["times"] if k != "ours"]
     rows = [
-        [
-            f"yolov8{r['scale']} {r['layer']}",
-            "x".join(map(str, r["shape"])),
-            r["pass"],
-            r["device"],
-            _ms(r["times"]["ours"]),
-            *(_ms(r["times"][k]) for k in others),
-            *(f"{r['ratios'][k]:.2f}" for k in others),
-        ]
+        [f"yolov8{r['scale']} {r['layer']}", "x".join(map(str, r["shape"])), r["pass"], r["device"]]
+        + [_ms(r["times"][k]) for k in ("ours", *others)]
+        + [f"{r['ratios'][k]:.2f}" for k in others]
         for r in records
     ]
-    header = ["layer", "input", "pass", "device", "ours ms", *(f"{k} ms" for k in others)]
-    header += [f"ours / {k}" for k in others]
-    return ["## Module level", "", *_table(header, rows)]
+    header = ["layer", "input", "pass", "device", *(f"{k} ms" for k in ("ours", *others))]
+    return ["## Module level", "", *_table(header + [f"ours / {k}" for k in others], rows)]
 
 
 def _module_summary(records: list[dict]) -> list[str]:
@@ -370,9 +333,6 @@ def _variants_table(records: list[dict]) -> list[str]:
     """Each forward variant's ONNX Runtime time per case, its ratio to the reference, and the fastest overall."""
     if not records:
         return []
-    from benchmarks.cbam_variants import MLP_FORMS, POOLS, REFERENCE_FORWARD
-    from benchmarks.variants_bench import fastest
-
     names = list(records[0]["times"])
     rows = [["x".join(map(str, r["shape"])), *(_ms(r["times"][n]) for n in names)] for r in records]
     best, means = fastest(records)
@@ -394,12 +354,9 @@ def _variants_table(records: list[dict]) -> list[str]:
     ]
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Rewrite saved results JSON files and their Markdown, e.g. ``python benchmarks/report.py results/*.json``."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the forward-variants table imports benchmarks.*
-    for path in map(Path, sys.argv[1:] if argv is None else argv):
-        print(f"{path}: targets evaluated again; {rewrite(path)} rewritten")
-
-
-if __name__ == "__main__":
-    main()
+def fastest(records: list[dict]) -> tuple[str, dict[str, float]]:
+    """The forward variant with the lowest geometric mean of its ratios to REFERENCE_FORWARD over all cases, and every
+    variant's geometric mean."""
+    names = list(records[0]["ratios"])
+    means = {name: float(np.exp(np.mean([np.log(r["ratios"][name]) for r in records]))) for name in names}
+    return min(means, key=means.get), means

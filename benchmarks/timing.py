@@ -1,7 +1,9 @@
-"""Interleaved wall-clock timing: every candidate of a comparison runs in turn, round after round, in one process."""
+"""Interleaved wall-clock timing (every candidate of a comparison in turn, round after round, in one process), paired
+ratios with their intervals, and peak memory."""
 
 from __future__ import annotations
 
+import itertools
 import math
 import statistics
 import time
@@ -28,31 +30,20 @@ class Timing:
         return min(self.samples_ms) if self.samples_ms else self.median_ms
 
     def as_dict(self) -> dict:
-        """The summary for a results JSON, with every sample (ms per call, in round order, unrounded) under
-        ``samples_ms``, from which the paired ratios and their intervals can be computed again."""
-        return {
-            "median_ms": round(self.median_ms, 4),
-            "min_ms": round(self.min_ms, 4),
-            "q1_ms": round(self.q1_ms, 4),
-            "q3_ms": round(self.q3_ms, 4),
-            "samples": self.samples,
-            "calls_per_sample": self.calls_per_sample,
-            "samples_ms": list(self.samples_ms),
-        }
-
-
-def synchronize(device: torch.device | str) -> None:
-    """Wait for queued kernels on `device`, so that a timer read after it covers them."""
-    if torch.device(device).type == "cuda":
-        torch.cuda.synchronize(device)
+        """The summary for a results JSON, with every sample (ms per call, in round order, unrounded)."""
+        rounded = {key: round(getattr(self, key), 4) for key in ("median_ms", "min_ms", "q1_ms", "q3_ms")}
+        counts = {"samples": self.samples, "calls_per_sample": self.calls_per_sample}
+        return {**rounded, **counts, "samples_ms": list(self.samples_ms)}
 
 
 def _timed(fn: Callable[[], object], calls: int, device: torch.device | str) -> float:
-    synchronize(device)
+    """Seconds per call of `calls` calls, with the device's queued kernels waited for before and after."""
+    sync = (lambda: torch.cuda.synchronize(device)) if torch.device(device).type == "cuda" else (lambda: None)
+    sync()
     start = time.perf_counter()
     for _ in range(calls):
         fn()
-    synchronize(device)
+    sync()
     return (time.perf_counter() - start) / calls
 
 
@@ -68,22 +59,10 @@ def interleaved(
     """Time each candidate `rounds` times, interleaved A B C, B C A, C A B, ... after `warmup` calls of each.
 
     Rotating the order each round spreads slow and fast phases of a shared machine over all candidates alike. Calls
-    that take less than `min_sample_s` are repeated inside one sample (the same count for every candidate), so that
-    timer resolution and per-call jitter stay small against the sample. Fast comparisons get more rounds, up to
-    `min_seconds` per candidate, so that their medians rest on more samples.
-
-    Args:
-        candidates: Name -> zero-argument callable doing one unit of work.
-        rounds: Samples per candidate.
-        warmup: Untimed calls per candidate before the first round.
-        min_sample_s: Shortest sample wanted, in seconds.
-        device: Device to synchronize before and after each sample.
-        min_seconds: Time wanted per candidate; more rounds than `rounds` are run if it takes them.
-        settle_s: Untimed pause before each sample, for candidates whose idle worker threads keep spinning for a
-            while after a call (ONNX Runtime's) and would otherwise slow down the candidate timed next.
-
-    Returns:
-        Name -> Timing, in the order of `candidates`.
+    shorter than `min_sample_s` repeat inside one sample (the same count for every candidate), so that timer
+    resolution and per-call jitter stay small against it; fast comparisons get more rounds, up to `min_seconds` per
+    candidate. `settle_s` is an untimed pause before each sample, for candidates whose idle threads keep spinning for
+    a while after a call (ONNX Runtime's). `device` is synchronized around each sample. Returns name -> Timing.
     """
     if not candidates:
         raise ValueError("interleaved() needs at least one candidate")
@@ -138,3 +117,37 @@ def paired_ratio_interval(a: Timing, b: Timing, confidence: float = 0.95) -> tup
 
 def _round_ratios(a: Timing, b: Timing) -> list[float]:
     return [x / y for x, y in zip(a.samples_ms, b.samples_ms, strict=True)]
+
+
+def ratio(a: Timing, b: Timing, digits: int) -> tuple[float, list[float]]:
+    """`paired_ratio(a, b)` and its 95 % interval, rounded to `digits` decimals."""
+    return round(paired_ratio(a, b), digits), [round(v, digits) for v in paired_ratio_interval(a, b)]
+
+
+def peak_memory_mib(fn: Callable[[], object], device: torch.device | str) -> float | None:
+    """Peak of the memory PyTorch holds during `fn()`, above what it held at the start, in MiB.
+
+    On CPU the allocations and frees that the profiler records are replayed in time order; on CUDA the caching
+    allocator's peak statistic is used. Returns None where neither is available.
+    """
+    device = torch.device(device)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        start = torch.cuda.memory_allocated(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        fn()
+        torch.cuda.synchronize(device)
+        return (torch.cuda.max_memory_allocated(device) - start) / 2**20
+    if device.type != "cpu":
+        return None
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        fn()
+    results = getattr(prof.profiler, "kineto_results", None)
+    if results is None:
+        return None
+    events = sorted(
+        (e.start_ns(), e.nbytes()) for e in results.events() if e.name() == "[memory]" and e.device_type().name == "CPU"
+    )
+    return max(itertools.accumulate((nbytes for _, nbytes in events), initial=0)) / 2**20  # the most held at once

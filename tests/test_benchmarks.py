@@ -1,14 +1,15 @@
-"""The benchmark harness: settings, the interleaved schedule, paired ratios and the README summary."""
+"""The benchmark harness: settings, the interleaved schedule, paired ratios, the README summary and the scripts'
+command line."""
 
 from __future__ import annotations
 
+import ast
+import importlib
 import importlib.util
 import itertools
 import json
 import math
 import random
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -168,11 +169,11 @@ def test_onnx_exports_are_static_or_dynamic(tmp_path, dynamic):
     """The ONNX Runtime comparison times Ultralytics' export with fixed input shapes, and with free ones."""
     import onnx
 
-    from benchmarks.model_bench import export_onnx, model_pair
+    from benchmarks.model_bench import model_pair
+    from benchmarks.onnx_runtime import export_onnx
 
-    cfg = build_config({"imgsz": 64})
     model = model_pair("n", 0, "cpu")["yolov8-cbam"]
-    path = export_onnx("yolov8n-cbam.yaml", model, tmp_path, 2, cfg, dynamic=dynamic)
+    path = export_onnx("yolov8n-cbam.yaml", model, tmp_path, 2, 64, dynamic=dynamic)
     [image] = onnx.load(path).graph.input
     dims = [d.dim_value or d.dim_param for d in image.type.tensor_type.shape.dim]
     assert Path(path).parent == tmp_path and dims[1] == 3
@@ -359,6 +360,8 @@ def test_saved_ratios_and_intervals_follow_from_their_raw_samples():
     """Every saved results JSON that holds raw samples gives its ratios, intervals and outcomes again from them."""
     for path in sorted(RESULTS_DIR.glob("*.json")):
         results = json.loads(path.read_text())
+        if "targets" not in results:  # the studies' run records, beside the benchmark results
+            continue
         if any("samples_ms" in t for t in _timings(results)):
             assert _check_against_samples(results) > 0, path
         else:
@@ -375,7 +378,7 @@ def test_a_run_saves_its_raw_samples_and_they_give_its_ratios(tmp_path, monkeypa
     monkeypatch.setattr(module_bench, "VARIANTS", variants)
     settings = {"parts": "module", "scales": "n", "imgsz": 64, "module_batches": 2, "rounds": 10, "warmup": 1}
     settings |= {"min_sample_s": 0.0, "threads": torch.get_num_threads(), "save_dir": str(tmp_path), "name": "tiny"}
-    returned = run.run(settings)
+    returned = run.main([f"{key}={value}" for key, value in settings.items()])
     text = (tmp_path / "tiny.json").read_text()
     saved = json.loads(text)
     assert saved == json.loads(json.dumps(returned)) and text == to_json(saved)
@@ -441,44 +444,43 @@ def test_quickstart_table_goes_into_its_own_block(tmp_path):
         readme_tables.check_block(readme, "benchmark")
 
 
-def test_param_table_writes_the_readme_block(tmp_path, monkeypatch):
-    """param_table.py readme=... puts the table it saves into the README's params block, and refuses a README
+def test_families_table_writes_the_params_block(tmp_path, monkeypatch):
+    """families_table params=... puts YOLOv8's rows, task by task, into the file's params block, and refuses a file
     without one before building any model."""
-    from benchmarks import param_table
+    from benchmarks import families_table
 
-    row = {"task": "detect", "scale": "n", "yolov8_params": 1000, "cbam_params": 1010, "yolov8_gflops": 8.9,
-           "cbam_gflops": 8.92}  # fmt: skip
+    def row(family: str, task: str) -> families_table.Row:
+        return families_table.Row(family, task, "n", f"{family}n.yaml", "2 C2f", (1000, 1010), (8.9, 8.92))
+
+    rows = [row("yolov8", "classify"), row("yolo11", "detect"), row("yolov8", "detect")]
     built = []
-    monkeypatch.setattr(param_table, "build_rows", lambda imgsz: built.append(imgsz) or [row])
-    readme, save = tmp_path / "README.md", tmp_path / "params.md"
-    readme.write_text("intro\n<!-- params:start -->\nold\n<!-- params:end -->\n")
-    table = param_table.main([f"save={save}", f"readme={readme}", "imgsz=320"])
-    assert save.read_text() == table and "| detect | n | 1,000 | 1,010 | +10 (1.00 %) | 8.9 | 8.9 | +0.02 |" in table
-    assert readme.read_text() == f"intro\n<!-- params:start -->\n{table.rstrip()}\n<!-- params:end -->\n"
-    readme.write_text("no block\n")
-    with pytest.raises(ValueError, match=r"README\.md has no <!-- params:start -->"):
-        param_table.main([f"save={save}", f"readme={readme}"])
+    monkeypatch.setattr(families_table, "build_rows", lambda imgsz, scales: built.append(imgsz) or rows)
+    page = tmp_path / "parameters.md"
+    page.write_text("intro\n<!-- params:start -->\nold\n<!-- params:end -->\n")
+    families_table.main(["docs=None", f"params={page}", "imgsz=320"])
+    table = families_table.params_table(rows, 320)
+    assert page.read_text() == f"intro\n<!-- params:start -->\n{table}\n<!-- params:end -->\n"
+    lines = table.splitlines()
+    assert "YOLOv8 GFLOPs@320" in lines[0] and len(lines) == 4  # yolo11's row left out
+    assert lines[2] == "| detect | n | 1,000 | 1,010 | +10 (1.00 %) | 8.9 | 8.9 | +0.02 |" and "classify" in lines[3]
+    page.write_text("no block\n")
+    with pytest.raises(ValueError, match=r"parameters\.md has no <!-- params:start -->"):
+        families_table.main(["docs=None", f"params={page}"])
     assert built == [320]
 
 
-def test_export_matrix_tries_a_format_on_both_checkpoints(tmp_path):
+def test_export_matrix_tries_a_format_on_both_checkpoints(tmp_path, monkeypatch):
     """One format end to end: export in a worker process, AutoBackend run, difference from PyTorch, table and logs."""
     from ultralytics import YOLO
 
+    from benchmarks import export_matrix
+
     save_checkpoint(YOLO("yolov8n.yaml"), tmp_path / "stock.pt")
     (tmp_path / "README.md").write_text("a\n<!-- exports:start -->\nold\n<!-- exports:end -->\nb\n")
-    script = Path(__file__).resolve().parents[1] / "benchmarks" / "export_matrix.py"
-    args = ["--formats", "torchscript", "--imgsz", "64", "--stock-weights", "stock.pt", "--table", "t.md"]
-    args += ["--readme", "README.md"]
-    done = subprocess.run(
-        [sys.executable, str(script), *args, "--logs", "logs"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=600,
+    monkeypatch.chdir(tmp_path)
+    table = export_matrix.main(
+        ["formats=torchscript", "imgsz=64", "stock_weights=stock.pt", "readme=README.md", "logs=logs"]
     )
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    table = (tmp_path / "t.md").read_text()
     block = f"<!-- exports:start -->\n{table.rstrip()}\n<!-- exports:end -->"
     assert (tmp_path / "README.md").read_text() == f"a\n{block}\nb\n"
     assert "yolov8n-cbam untrained, stock yolov8n `stock.pt`" in table
@@ -525,7 +527,7 @@ def test_forward_variant_exports_like_ultralytics_and_runs_in_onnx_runtime(tmp_p
     import onnxruntime as ort
 
     from benchmarks.cbam_variants import forward_variants
-    from benchmarks.variants_bench import export_like_ultralytics
+    from benchmarks.onnx_runtime import export_like_ultralytics
 
     engine = pytest.importorskip("ultralytics.utils.export.engine", reason="Ultralytics 8.4 has these export helpers")
     if not hasattr(engine, "best_onnx_opset"):
@@ -543,8 +545,7 @@ def test_forward_variant_exports_like_ultralytics_and_runs_in_onnx_runtime(tmp_p
 
 def test_variants_table_names_the_fastest_variant():
     """The geometric mean of each variant's ratios to the reference decides; the table shows it under the times."""
-    from benchmarks.report import markdown
-    from benchmarks.variants_bench import fastest
+    from benchmarks.report import fastest
 
     def record(shape, ratios):
         times = {name: {"median_ms": 2.0 * r} for name, r in ratios.items()}
@@ -579,3 +580,50 @@ def test_machine_line_describes_the_machine_and_versions():
         line == "Test CPU, 2 logical CPUs, torch threads: 2; torch 2.x, ultralytics 8.x, onnxruntime 1.x, timm 1.x; "
         "2026-01-01 00:00 UTC."
     )
+
+
+def test_summary_command_writes_the_benchmark_block(tmp_path):
+    from benchmarks import summary
+
+    readme, results = tmp_path / "README.md", tmp_path / "cpu-full.json"
+    readme.write_text("<!-- benchmark:start -->\nold\n<!-- benchmark:end -->\n")
+    results.write_text(json.dumps(RESULTS))
+    summary.main([f"results={results}", f"readme={readme}"])
+    assert "#### Model level" in readme.read_text() and "old" not in readme.read_text()
+
+
+BENCHMARKS = Path(readme_tables.__file__).parent
+MODULES = sorted(p.stem for p in BENCHMARKS.glob("*.py") if p.stem != "__init__")
+SCRIPTS = [m for m in MODULES if '\nif __name__ == "__main__":\n    main()' in (BENCHMARKS / f"{m}.py").read_text()]
+FORWARDING = {"ablation_study", "transfer_study"}  # they pass further keys on to `yolo-cbam ablate`
+
+
+@pytest.mark.parametrize("name", [m for m in SCRIPTS if m not in FORWARDING])
+def test_scripts_refuse_an_unknown_key_in_one_line(name):
+    """Every script takes key=value arguments; a key it does not know, or an argument of another form, stops it
+    with one line naming the argument (and the valid keys) before any work."""
+    main = importlib.import_module(f"benchmarks.{name}").main
+    with pytest.raises(SystemExit) as refused:
+        main(["no_such_key=1"])
+    message = str(refused.value)
+    assert "\n" not in message and message.startswith(f"benchmarks.{name}: unknown argument(s) no_such_key; valid: ")
+    with pytest.raises(SystemExit, match=r"argument '--flag' is not of the form key=value"):
+        main(["--flag"])
+
+
+def test_the_package_is_imported_normally_and_no_script_imports_another():
+    """No file of benchmarks/ changes sys.path or parses arguments with argparse, and no module of it imports a
+    script (a module run with ``python -m benchmarks.<name>``)."""
+    assert len(SCRIPTS) >= 7 and "run" in SCRIPTS and "readme_tables" not in SCRIPTS
+    for path in BENCHMARKS.glob("*.py"):
+        text = path.read_text()
+        assert "sys.path" not in text and "argparse" not in text, path.name
+        imported = set()
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.ImportFrom) and node.module == "benchmarks":
+                imported |= {alias.name for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("benchmarks."):
+                imported.add(node.module.split(".")[1])
+            elif isinstance(node, ast.Import):
+                imported |= {a.name.split(".")[1] for a in node.names if a.name.startswith("benchmarks.")}
+        assert not imported & set(SCRIPTS), (path.name, imported & set(SCRIPTS))
