@@ -25,7 +25,16 @@ import os
 import sys
 from pathlib import Path
 
-from benchmarks.study_records import harvest, load_records, restore, save_records, summary, variants_in, write_plot
+from benchmarks.study_records import (
+    harvest,
+    load_records,
+    restore,
+    save_records,
+    study_args,
+    summary,
+    variants_in,
+    write_plot,
+)
 
 os.environ.setdefault("YOLO_OFFLINE", "1")
 
@@ -155,23 +164,12 @@ def write_cam(save_dir: Path, data: str, index: int, file: Path) -> bool:
 # --- main --------------------------------------------------------------------------------------------------------
 
 
-def parse_args(argv: list[str]) -> tuple[dict, dict]:
-    """The study's settings and the further `ablate` arguments, from key=value pairs."""
-    from ultralytics_cbam.cli import parse_overrides
-
-    given = parse_overrides(argv)
-    args = {k: given.pop(k, v) for k, v in DEFAULTS.items()}
-    for key in ("records", "readme", "figure", "cam"):
-        args[key] = Path(args[key]) if args[key] is not None else None
-    return args, given
-
-
 def main(argv: list[str] | None = None) -> dict:
     """Run or resume the study and write the README block; returns the records."""
     from benchmarks.readme_tables import check_block, write_block
     from ultralytics_cbam.ablation import ablate, grid_dir
 
-    args, extra = parse_args(sys.argv[1:] if argv is None else argv)
+    args, extra = study_args(sys.argv[1:] if argv is None else argv, DEFAULTS, ("records", "readme", "figure", "cam"))
     if args["readme"] is not None:
         check_block(args["readme"], "ablation")  # before the grid, not after it
     records = load_records(args["records"])

@@ -95,3 +95,15 @@ def write_plot(records: dict, order: list[str], figure: Path) -> None:
         file = Path(tmp) / "plot.png"
         plot_table(summary(records, order), file)
         save_small_png(cv2.imread(str(file)), figure, width=900, colors=64)
+
+
+def study_args(argv: list[str], defaults: dict, paths: tuple[str, ...]) -> tuple[dict, dict]:
+    """A study's settings (`defaults` overridden by key=value pairs; the keys in `paths` as Paths) and the further
+    pairs, which go to `ablate`."""
+    from ultralytics_cbam.cli import parse_overrides
+
+    given = parse_overrides(argv)
+    args = {k: given.pop(k, v) for k, v in defaults.items()}
+    for key in paths:
+        args[key] = Path(args[key]) if args[key] is not None else None
+    return args, given

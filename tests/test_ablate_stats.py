@@ -244,7 +244,7 @@ def test_decision_notes_for_undecided_rows():
     n = seeds_needed(undecided["mean"], undecided["sd"])
     assert decision_note(undecided) == f"about {n} seeds would decide it"
     tiny = compare({0: 0.501, 1: 0.503, 2: 0.499}, {0: 0.50, 1: 0.50, 2: 0.50})
-    assert decision_note(tiny) == "|Δ| < 0.005: too small to matter"
+    assert decision_note(tiny) == "Δ within ±0.005: too small to matter"
     assert decision_note(compare({0: 0.6}, {0: 0.5})) == "one pair: no interval"
     decided = compare({0: 0.6, 1: 0.61, 2: 0.62}, {0: 0.5, 1: 0.5, 2: 0.5})
     assert decided["verdict"] == "better" and decision_note(decided) == ""
@@ -256,5 +256,5 @@ def test_results_table_states_the_seeds_each_undecided_variant_needs():
     lines = {line.split(" | ")[0].strip("| "): line for line in markdown_table(rows, {}).splitlines()}
     n = seeds_needed(statistics.fmean([0.02, 0.04, -0.01]), statistics.stdev([0.02, 0.04, -0.01]))
     assert lines["cbam"].endswith(f"| no detectable difference (about {n} seeds would decide it) |")
-    assert lines["se"].endswith("| no detectable difference (|Δ| < 0.005: too small to matter) |")
+    assert lines["se"].endswith("| no detectable difference (Δ within ±0.005: too small to matter) |")
     assert lines["baseline"].endswith("| — | — |")

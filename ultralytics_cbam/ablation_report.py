@@ -59,7 +59,7 @@ def markdown_table(rows: list[dict], descriptions: dict[str, str]) -> str:
             f"Δ: the variant's {metric} minus the reference's, trained with the same seed, averaged over the seeds; in "
             f"brackets its {LEVEL:.0%} confidence interval from Student's t with (seeds - 1) degrees of freedom. "
             "'better' or 'worse' needs the whole interval on one side of 0; where it is not, the seeds that would "
-            "decide it if the differences kept their mean and spread, unless |Δ| is too small to matter. Latency: "
+            "decide it if the differences kept their mean and spread, unless Δ is too small to matter. Latency: "
             "median CPU forward pass, batch 1.",
         ]
     else:

@@ -115,7 +115,7 @@ def decision_note(result: dict) -> str:
     if result["n"] < 2:
         return "one pair: no interval"
     if abs(result["mean"]) < NEGLIGIBLE:
-        return f"|Δ| < {NEGLIGIBLE}: too small to matter"
+        return f"Δ within ±{NEGLIGIBLE}: too small to matter"
     n = seeds_needed(result["mean"], result["sd"])
     return f"more than {MAX_SEEDS} seeds would decide it" if n is None else f"about {n} seeds would decide it"
 
