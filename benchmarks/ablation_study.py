@@ -123,10 +123,12 @@ def block(records: dict, settings: dict, figure: Path, readme: Path, cam: Path |
 
     order = variants_in(records, ORDER.split(","))
     descriptions = {v: Variant.parse(v).describe(settings["base"]) for v in order}
-    seeds = max(sum(r["variant"] == v for r in records["runs"]) for v in order)
-    command = COMMAND.format(**{**settings, "variants": ",".join(order), "seeds": seeds})
+    command = COMMAND.format(**{**settings, "variants": "<variant>", "seeds": "<its seeds>"})
     table = markdown_table(summary(records, order), descriptions).strip()
-    parts = [f"`{command}`", table, decision_text(records, settings["max_seeds"])]
+    parts = [f"Each row: `{command}`.", table, decision_text(records, settings["max_seeds"])]
+    missing = [v for v in ORDER.split(",") if v not in order]
+    if missing:
+        parts[-1] += f" Not trained yet: {', '.join(missing)} (the same command trains them)."
     link = os.path.relpath(figure, readme.parent).replace(os.sep, "/")
     parts.append(f"![Paired differences of mAP50-95 and mAP50-95 against latency]({link})")
     if cam is not None and cam.exists():

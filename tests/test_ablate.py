@@ -468,6 +468,7 @@ def test_study_script_resumes_from_its_records_and_writes_the_readme_block(grid,
 
     monkeypatch.setattr(ablation_study, "FIRST", "baseline,cbam")
     monkeypatch.setattr(ablation_study, "REST", "")
+    monkeypatch.setattr(ablation_study, "ORDER", "baseline,cbam")
     monkeypatch.setattr(ablation_study, "DECIDE", "cbam")
     monkeypatch.setattr(ablation_study, "CAM_VARIANTS", ("baseline", "cbam"))
     second, _ = grid["second"]
@@ -487,7 +488,9 @@ def test_study_script_resumes_from_its_records_and_writes_the_readme_block(grid,
     text = readme.read_text()
     block = text.split("<!-- ablation:start -->\n")[1].split("\n<!-- ablation:end -->")[0]
     assert text.startswith("# Title\n\n") and text.endswith("\n\nAfter.\n") and "old" not in text
-    assert block.startswith(f"`yolo-cbam ablate data={coco8} base=yolov8n.yaml variants=baseline,cbam seeds=2 epochs=1")
+    command = f"yolo-cbam ablate data={coco8} base=yolov8n.yaml variants=<variant> seeds=<its seeds> epochs=1 imgsz=64"
+    assert block.startswith(f"Each row: `{command}`.")
+    assert "| baseline |" in block and "| cbam |" in block and "Not trained yet" not in block
     assert block == ablation_study.block(
         json.loads(records.read_text()),
         {**ablation_study.DEFAULTS, "data": str(coco8), "epochs": 1, "imgsz": 64},
@@ -607,3 +610,16 @@ def test_grid_writes_its_layercam_figure_beside_the_results(grid, coco8):
     assert [f.name for f in figures] == [f"{p.stem}_cam.jpg" for p in val[:3]]
     assert sorted(p.name for p in (second.files["cam"] / "overlays").iterdir()) == ["baseline", "cbam"]
     assert all(cv2.imread(str(f)).shape[1] == 900 for f in figures)
+
+
+def test_readme_study_block_is_rebuilt_from_the_committed_records():
+    from benchmarks import ablation_study
+    from benchmarks.study_records import load_records
+
+    readme = Path(ablation_study.ROOT) / "README.md"
+    text = readme.read_text(encoding="utf-8")
+    committed = text.split("<!-- ablation:start -->\n")[1].split("\n<!-- ablation:end -->")[0]
+    records = load_records(ablation_study.DEFAULTS["records"])
+    settings = ablation_study.DEFAULTS
+    assert committed == ablation_study.block(records, settings, settings["figure"], readme, settings["cam"])
+    assert "| se |" in committed and "neck-only vs baseline" in committed
