@@ -561,7 +561,7 @@ def test_default_backend_never_imports_ray(coco8, tmp_path):
         line.split(": ", 1) for line in result.stdout.splitlines() if line.startswith(("importers", "modules"))
     )
     assert set(eval(lines["importers"])) <= {"ultralytics.utils.callbacks.raytune"}  # only Ultralytics' own probe
-    assert "ultralytics_cbam.ablation_ray" not in lines["modules"]
+    assert "ultralytics_cbam.ablation_ray" in lines["modules"]  # the backend module loads, Ray itself does not
     assert (tmp_path / "local" / "results.md").is_file()
 
 

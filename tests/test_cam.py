@@ -167,7 +167,7 @@ def test_ultralytics_8_3_gives_the_one_line_error_in_a_fresh_process(coco8_image
         "yolo-cbam",
         ["cam", "models=a.pt,b.pt", f"source={coco8_images[0]}"],
         tmp_path,
-        env={"PYTHONPATH": str(UL83)},
+        env={"PYTHONPATH": str(UL83), "YOLO_CONFIG_DIR": str(tmp_path / "config")},  # 8.3 rewrites 8.4's settings
         timeout=300,
     )
     assert done.returncode == 1

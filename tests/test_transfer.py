@@ -232,7 +232,12 @@ def test_transfer_on_ultralytics_8_1(tmp_path):
             assert torch.equal(target[f"{head}.{places[int(index)]}.{rest}"], tensor), key
         print("ALL", len(source))
     """)
-    result = run_python(code, tmp_path, env={"PYTHONPATH": str(UL81), "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1"})
+    env = {
+        "PYTHONPATH": str(UL81),
+        "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1",
+        "YOLO_CONFIG_DIR": str(tmp_path / "config"),
+    }
+    result = run_python(code, tmp_path, env=env)  # its own settings: an older release rewrites a newer one's
     assert result.returncode == 0, result.stderr[-3000:]
     n = int(result.stdout.split("ALL ")[1].split()[0])
     assert f"{n}/{n} of its tensors arrived" in result.stdout + result.stderr
