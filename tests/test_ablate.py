@@ -573,7 +573,7 @@ def test_checkpoint_base_fine_tunes_every_variant_from_its_weights(coco8, tmp_pa
     stock.train(data=str(coco8), epochs=1, imgsz=64, batch=4, workers=0, device="cpu", project=str(tmp_path))
     ckpt = tmp_path / "train" / "weights" / "best.pt"
     source = torch.load(ckpt, weights_only=False)["model"].float().state_dict()
-    frozen = {"optimizer": "SGD", "lr0": 0.0, "warmup_epochs": 0, "weight_decay": 0.0, "momentum": 0.0}
+    frozen = {"optimizer": "SGD", "lr0": 0.0, "warmup_epochs": 0, "weight_decay": 0.0}  # SGD steps of size 0
     results, _ = _run(coco8, tmp_path / "grid", variants="baseline,cbam,se,cbam+gentle", base=str(ckpt), **frozen)
     assert {r["variant"] for r in results.runs} == {"baseline", "cbam", "se", "cbam+gentle"}
     index = add_cbam(str(ckpt), output=tmp_path / "mapped.yaml").index_map  # stock layer -> layer in the variant
