@@ -66,7 +66,7 @@ DEFAULTS = {
 
 def comparison(records: dict) -> dict:
     """`ablation_stats.compare` of DECIDE with REFERENCE on mAP50-95, over the seeds both have."""
-    from ultralytics_cbam.ablation_stats import compare
+    from ultralytics_cbam.ablation.stats import compare
 
     by = {
         v: {r["seed"]: r["record"]["map50_95"] for r in records["runs"] if r["variant"] == v}
@@ -77,7 +77,7 @@ def comparison(records: dict) -> dict:
 
 def decision(records: dict, max_seeds: int) -> tuple[str, int | None]:
     """Where the comparison stands: ('decided', None), ('more', seeds to train) or ('stopped', seeds projected)."""
-    from ultralytics_cbam.ablation_stats import SAME, seeds_needed
+    from ultralytics_cbam.ablation.stats import SAME, seeds_needed
 
     result = comparison(records)
     if result["verdict"] != SAME:
@@ -90,7 +90,7 @@ def decision(records: dict, max_seeds: int) -> tuple[str, int | None]:
 
 def decision_text(records: dict, max_seeds: int) -> str:
     """One sentence on how the seeds were chosen and what they decided."""
-    from ultralytics_cbam.ablation_stats import NEGLIGIBLE
+    from ultralytics_cbam.ablation.stats import NEGLIGIBLE
 
     result = comparison(records)
     head = f"**{DECIDE} vs {REFERENCE}** over {result['n']} seeds: Δ mAP50-95 {result['mean']:+.3f}"
@@ -118,8 +118,8 @@ def decision_text(records: dict, max_seeds: int) -> str:
 
 def block(records: dict, settings: dict, figure: Path, readme: Path, cam: Path | None = None) -> str:
     """The README block, from the records alone: the command, the table, the decision and the figures."""
-    from ultralytics_cbam.ablation_report import markdown_table
-    from ultralytics_cbam.ablation_variants import Variant
+    from ultralytics_cbam.ablation.report import markdown_table
+    from ultralytics_cbam.ablation.variants import Variant
 
     order = variants_in(records, ORDER.split(","))
     descriptions = {v: Variant.parse(v).describe(settings["base"]) for v in order}
@@ -144,13 +144,14 @@ def write_cam(save_dir: Path, data: str, index: int, file: Path) -> bool:
     import cv2
 
     from benchmarks.readme_figures import save_small_png
-    from ultralytics_cbam.ablation import validation_images
-    from ultralytics_cbam.ablation_variants import slug
-    from ultralytics_cbam.cam import cam_figures, check_release
+    from ultralytics_cbam.ablation.runner import validation_images
+    from ultralytics_cbam.ablation.variants import slug
+    from ultralytics_cbam.integration.compat import check_layercam
+    from ultralytics_cbam.visualization.layercam import cam_figures
 
     models = {v: save_dir / f"{slug(v)}-seed0" / "weights" / "best.pt" for v in CAM_VARIANTS}
     try:
-        check_release()
+        check_layercam()
     except ImportError as e:
         print(f"no CAM figure: {e}")
         return False
@@ -169,7 +170,7 @@ def write_cam(save_dir: Path, data: str, index: int, file: Path) -> bool:
 def main(argv: list[str] | None = None) -> dict:
     """Run or resume the study and write the README block; returns the records."""
     from benchmarks.readme_tables import check_block, write_block
-    from ultralytics_cbam.ablation import ablate, grid_dir
+    from ultralytics_cbam.ablation.runner import ablate, grid_dir
 
     args, extra = study_args(sys.argv[1:] if argv is None else argv, DEFAULTS, ("records", "readme", "figure", "cam"))
     if args["readme"] is not None:

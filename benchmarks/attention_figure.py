@@ -60,7 +60,7 @@ def enlarged(image: np.ndarray, width: int, imgsz: int) -> np.ndarray:
     """
     from ultralytics.data.augment import LetterBox
 
-    from ultralytics_cbam.attention_maps import GRID_COLUMNS, GRID_TILE_MAX
+    from ultralytics_cbam.visualization.rendering import GRID_COLUMNS, GRID_TILE_MAX
 
     h, w = image.shape[:2]
     factor = min(math.ceil(width / (GRID_COLUMNS * w)), max(GRID_TILE_MAX // max(h, w), 1))  # tiles not shrunk again
@@ -71,7 +71,7 @@ def enlarged(image: np.ndarray, width: int, imgsz: int) -> np.ndarray:
 
 def main(argv: list[str] | None = None) -> Path:
     """Write the figure; key=value arguments as DEFAULTS names them."""
-    from ultralytics_cbam.attention_maps import visualize
+    from ultralytics_cbam.visualization.attention_maps import visualize
 
     args = DEFAULTS | options(argv, DEFAULTS, "benchmarks.attention_figure")
     out, imgsz = Path(args["out"]), args["imgsz"]

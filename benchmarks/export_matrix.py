@@ -47,7 +47,7 @@ def _image(imgsz: int, path: Path | None):
     if path is not None:
         bgr = cv2.imread(str(path))
     else:
-        from ultralytics_cbam.shapes import scene
+        from ultralytics_cbam.cbam_shapes import scene
 
         bgr = scene(0, "val", 0)[0]
     rgb = cv2.resize(bgr, (imgsz, imgsz))[..., ::-1].transpose(2, 0, 1)
@@ -64,7 +64,7 @@ def _onnx2tf_calibration_file() -> None:
     import cv2
     import numpy as np
 
-    from ultralytics_cbam.shapes import scene
+    from ultralytics_cbam.cbam_shapes import scene
 
     path = Path("calibration_image_sample_data_20x128x128x3_float32.npy")
     if not path.exists():

@@ -76,7 +76,7 @@ def measure(family: str, task: str, scale: str, imgsz: int) -> Row:
     """Build the stock and the CBAM model of one family, task and scale and count their parameters and GFLOPs."""
     from ultralytics.utils.torch_utils import get_flops, get_num_params
 
-    from ultralytics_cbam.families import families, scaled_name
+    from ultralytics_cbam.cfg.families import families, scaled_name
 
     stock_yaml = families()[family][task]
     stock, cbam = _build(scaled_name(stock_yaml, scale)), _build(scaled_name(stock_yaml, scale, cbam=True))
@@ -95,7 +95,7 @@ def scales_of(family: str, task: str) -> list[str]:
     """The scale letters of a family's task, as its stock YAML lists them."""
     import yaml
 
-    from ultralytics_cbam.families import families, stock_yamls
+    from ultralytics_cbam.cfg.families import families, stock_yamls
 
     path = stock_yamls()[families()[family][task]]
     return list(yaml.safe_load(path.read_text(encoding="utf-8"))["scales"])
@@ -105,7 +105,7 @@ def build_rows(imgsz: int = 640, scales: str = "nslmx") -> list[Row]:
     """Every family, task and scale (of those in `scales`) of the installed Ultralytics."""
     from ultralytics.utils import TQDM
 
-    from ultralytics_cbam.families import families
+    from ultralytics_cbam.cfg.families import families
 
     cases = [
         (family, task, scale)
@@ -136,7 +136,7 @@ def full_table(rows: list[Row], imgsz: int) -> str:
 
 def summary_table(rows: list[Row], imgsz: int) -> str:
     """One row per family: detection at the first scale measured, and the tasks the family has."""
-    from ultralytics_cbam.families import families
+    from ultralytics_cbam.cfg.families import families
 
     cells = []
     for family, tasks in families().items():

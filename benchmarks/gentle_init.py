@@ -19,7 +19,7 @@ from ultralytics.nn import tasks
 
 from benchmarks.config import listed, options
 from benchmarks.readme_tables import checked, write_block
-from ultralytics_cbam.init import gentle_init
+from ultralytics_cbam.weight_init import gentle_init
 
 COCO8 = Path(__file__).resolve().parents[1] / "tests" / "data" / "coco8"
 TRAIN = {"batch": 8, "workers": 0, "device": "cpu", "plots": False, "seed": 0, "deterministic": True, "amp": False}

@@ -27,7 +27,7 @@ def harvest(records: dict, save_dir: Path) -> int:
     """Add every finished run of the grid in `save_dir` (its marker, and its cost from runs.csv) to the records."""
     import csv
 
-    from ultralytics_cbam.ablation_run import MARKER
+    from ultralytics_cbam.ablation.run import MARKER
 
     file = save_dir / "runs.csv"
     rows = list(csv.DictReader(file.open(encoding="utf-8"))) if file.exists() else []
@@ -50,8 +50,8 @@ def harvest(records: dict, save_dir: Path) -> int:
 
 def restore(records: dict, save_dir: Path) -> int:
     """Write the marker of every recorded run whose directory in `save_dir` lacks one, so `ablate` skips it."""
-    from ultralytics_cbam.ablation_run import MARKER
-    from ultralytics_cbam.ablation_variants import slug
+    from ultralytics_cbam.ablation.run import MARKER
+    from ultralytics_cbam.ablation.variants import slug
 
     restored = 0
     for r in records["runs"]:
@@ -77,7 +77,7 @@ def variants_in(records: dict, order: list[str]) -> list[str]:
 
 def summary(records: dict, order: list[str]) -> list[dict]:
     """The study's table rows (`ablation_stats.summarize`) over the recorded runs, variants in `order`."""
-    from ultralytics_cbam.ablation_stats import summarize
+    from ultralytics_cbam.ablation.stats import summarize
 
     return summarize(table_runs(records), variants_in(records, order))
 
@@ -89,7 +89,7 @@ def write_plot(records: dict, order: list[str], figure: Path) -> None:
     import cv2
 
     from benchmarks.readme_figures import save_small_png
-    from ultralytics_cbam.ablation_report import plot_table
+    from ultralytics_cbam.ablation.report import plot_table
 
     with tempfile.TemporaryDirectory() as tmp:
         file = Path(tmp) / "plot.png"

@@ -90,7 +90,7 @@ def pretrain(args: dict, train_args: dict) -> Path:
     """The finished checkpoint of the pretraining: found, resumed from last.pt, or trained."""
     from ultralytics import YOLO
 
-    from ultralytics_cbam.ablation import grid_dir
+    from ultralytics_cbam.ablation.runner import grid_dir
 
     run_dir = grid_dir(args["project"], PRETRAIN, resume=True)
     best, last = run_dir / "weights" / "best.pt", run_dir / "weights" / "last.pt"
@@ -143,8 +143,8 @@ def record_pretrain(records: dict, best: Path) -> None:
 
 def block(records: dict, settings: dict, figure: Path, readme: Path) -> str:
     """The doc block, from the records alone: the commands, the pretraining's mAP, the table and the plot."""
-    from ultralytics_cbam.ablation_report import markdown_table
-    from ultralytics_cbam.ablation_variants import Variant
+    from ultralytics_cbam.ablation.report import markdown_table
+    from ultralytics_cbam.ablation.variants import Variant
 
     order = variants_in(records, VARIANTS.split(","))
     seeds = max((sum(r["variant"] == v for r in records["runs"]) for v in order), default=settings["seeds"])
@@ -173,7 +173,7 @@ def block(records: dict, settings: dict, figure: Path, readme: Path) -> str:
 def main(argv: list[str] | None = None) -> dict:
     """Run or resume the study and write the doc block; returns the records."""
     from benchmarks.readme_tables import check_block, write_block
-    from ultralytics_cbam.ablation import ablate, grid_dir
+    from ultralytics_cbam.ablation.runner import ablate, grid_dir
 
     args, extra = study_args(sys.argv[1:] if argv is None else argv, DEFAULTS, ("records", "readme", "figure"))
     if args["readme"] is not None:

@@ -6,7 +6,7 @@ import logging
 
 from ultralytics.utils import LOGGER, remove_colorstr
 
-from ultralytics_cbam.ablation import AblationResults, ablate
+from ultralytics_cbam.ablation.runner import AblationResults, ablate
 
 
 class _Lines(logging.Handler):

@@ -15,12 +15,12 @@ from ultralytics import YOLO
 from ultralytics.nn.tasks import DetectionModel
 from ultralytics.utils import ROOT
 
-from ultralytics_cbam.ablation import ablate, parse_seeds
-from ultralytics_cbam.ablation_stats import compare
-from ultralytics_cbam.ablation_variants import Variant, build_variant, model_file_name
+from ultralytics_cbam.ablation.runner import ablate, parse_seeds
+from ultralytics_cbam.ablation.stats import compare
+from ultralytics_cbam.ablation.variants import Variant, build_variant, model_file_name
+from ultralytics_cbam.cfg.packaged import packaged_yaml
 from ultralytics_cbam.insert import add_cbam, neck_places
 from ultralytics_cbam.modules import CBAM, ChannelAttention, SpatialAttention
-from ultralytics_cbam.resources import packaged_yaml
 
 ATTENTION = (CBAM, ChannelAttention, SpatialAttention)
 HAS = {name: any((ROOT / "cfg" / "models").rglob(name)) for name in ("yolo11.yaml", "yolo26.yaml")}
@@ -196,7 +196,7 @@ def _passing(model: DetectionModel, image: torch.Tensor) -> list[float]:
 def test_gentle_variant_starts_attention_near_identity(coco8, tmp_path):
     from ultralytics.models.yolo.detect import DetectionTrainer
 
-    from ultralytics_cbam.ablation_run import gentle_trainer
+    from ultralytics_cbam.ablation.run import gentle_trainer
 
     assert Variant.parse("cbam+gentle").gentle and not Variant.parse("cbam").gentle
     file = tmp_path / "yolov8n-cbam.yaml"
@@ -243,7 +243,7 @@ def test_bad_variant_names_are_named(name, error, match):
 
 
 def test_ray_backend_without_ray_says_how_to_install_it(monkeypatch):
-    from ultralytics_cbam.ablation_ray import run_on_ray
+    from ultralytics_cbam.ablation.ray_backend import run_on_ray
 
     monkeypatch.setitem(__import__("sys").modules, "ray", None)  # as if Ray were not installed
     with pytest.raises(ImportError, match=r'pip install "ultralytics-cbam\[ray\]"'):
@@ -561,7 +561,7 @@ def test_default_backend_never_imports_ray(coco8, tmp_path):
         line.split(": ", 1) for line in result.stdout.splitlines() if line.startswith(("importers", "modules"))
     )
     assert set(eval(lines["importers"])) <= {"ultralytics.utils.callbacks.raytune"}  # only Ultralytics' own probe
-    assert "ultralytics_cbam.ablation_ray" in lines["modules"]  # the backend module loads, Ray itself does not
+    assert "ultralytics_cbam.ablation.ray_backend" in lines["modules"]  # the backend module loads, Ray itself does not
     assert (tmp_path / "local" / "results.md").is_file()
 
 
@@ -597,7 +597,7 @@ def test_checkpoint_base_fine_tunes_every_variant_from_its_weights(coco8, tmp_pa
 def test_grid_writes_its_layercam_figure_beside_the_results(grid, coco8):
     from ultralytics.utils import plotting
 
-    from ultralytics_cbam.ablation import validation_images
+    from ultralytics_cbam.ablation.runner import validation_images
 
     second, log = grid["second"]
     val = sorted((coco8.parent / "images" / "val").glob("*.jpg"))

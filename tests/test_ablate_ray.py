@@ -16,7 +16,7 @@ import pytest
 from ablate_helpers import ablate_logged
 from helpers import read_csv
 
-from ultralytics_cbam.ablation import MARKER
+from ultralytics_cbam.ablation.runner import MARKER
 
 # CI (CI=true) installs the ray extra: there a module that does not import fails the tests here instead of skipping.
 _CI = os.environ.get("CI", "").lower() in {"true", "1"}

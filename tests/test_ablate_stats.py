@@ -9,8 +9,8 @@ import cv2
 import numpy as np
 import pytest
 
-from ultralytics_cbam.ablation_report import markdown_table, plot_table, write_outputs
-from ultralytics_cbam.ablation_stats import (
+from ultralytics_cbam.ablation.report import markdown_table, plot_table, write_outputs
+from ultralytics_cbam.ablation.stats import (
     compare,
     decision_note,
     identical_seeds,

@@ -13,8 +13,9 @@ from ultralytics import YOLO
 from ultralytics.utils import SETTINGS, plotting
 from ultralytics.utils.files import increment_path
 
-from ultralytics_cbam.cam import FIGURE_WIDTH, GAP, MIN_RELEASE, Panel, cam, cam_figures, figure
 from ultralytics_cbam.cli import main
+from ultralytics_cbam.integration.compat import LAYERCAM_RELEASE as MIN_RELEASE
+from ultralytics_cbam.visualization.layercam import FIGURE_WIDTH, GAP, Panel, cam, cam_figures, figure
 
 UL83 = Path(__file__).resolve().parents[1] / ".ci" / "ultralytics-8.3.253"  # made by .ci/run
 needs_cam = pytest.mark.skipif(

@@ -12,7 +12,7 @@ from helpers import console_script, save_checkpoint, yolo_cli
 from ultralytics import YOLO
 
 from ultralytics_cbam import ModelYAMLError, add_cbam
-from ultralytics_cbam.resources import packaged_yaml
+from ultralytics_cbam.cfg.packaged import packaged_yaml
 
 BASE = yaml.safe_load(packaged_yaml("yolov8-cbam.yaml").read_text())
 FIRST_CBAM = 3  # backbone row 3 of yolov8-cbam.yaml is its first CBAM
@@ -92,7 +92,7 @@ def test_bad_yaml_cli_leaves_no_run_dir(case, tmp_path, coco8):
     path = write_yaml(tmp_path, case, change)
     done = cli_train([f"model={path.name}"], tmp_path, coco8)
     assert done.returncode != 0
-    prefix = "ultralytics_cbam.integration.ModelYAMLError: "
+    prefix = "ultralytics_cbam.ModelYAMLError: "
     message = last_line(done)
     assert message.startswith(prefix)
     assert_names_row(message.removeprefix(prefix), path, layer, expected, given=path.name)

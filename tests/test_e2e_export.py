@@ -17,7 +17,7 @@ from ultralytics import YOLO
 from ultralytics.nn.tasks import DetectionModel
 
 from ultralytics_cbam import CBAM
-from ultralytics_cbam.resources import packaged_yaml
+from ultralytics_cbam.cfg.packaged import packaged_yaml
 
 IMGSZ = 64
 # Max abs difference allowed between an exported model's output and PyTorch's, over box coordinates (pixels) and

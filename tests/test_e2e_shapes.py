@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from helpers import yolo_cli
 
-from ultralytics_cbam import shapes
+from ultralytics_cbam import cbam_shapes as shapes
 
 # The data set's definition, restated: a target is one shape in one colour; BGR channel that dominates each colour.
 TARGETS = {("red", "triangle"): 0, ("green", "circle"): 1, ("blue", "square"): 2}

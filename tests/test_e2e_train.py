@@ -12,9 +12,9 @@ import yaml
 from helpers import read_csv, yolo_cli
 from ultralytics import YOLO
 
+from ultralytics_cbam.cbam_shapes import generate
+from ultralytics_cbam.cfg.packaged import packaged_yaml
 from ultralytics_cbam.modules import CBAM
-from ultralytics_cbam.resources import packaged_yaml
-from ultralytics_cbam.shapes import generate
 
 TRAIN = {"epochs": 1, "imgsz": 64, "batch": 4, "workers": 0, "device": "cpu", "plots": False, "amp": False}
 # No warm-up and a fixed learning rate, so a few steps move every weight by more than fp16 rounding in the checkpoint;

@@ -17,9 +17,9 @@ from ultralytics.utils import LOGGER
 from ultralytics.utils.checks import check_yaml
 
 from ultralytics_cbam import CBAM, add_cbam
-from ultralytics_cbam.families import families, generated_yaml, scaled_name
+from ultralytics_cbam.cfg.families import families, generated_yaml, scaled_name
+from ultralytics_cbam.cfg.packaged import YAML_DIR, packaged_yaml
 from ultralytics_cbam.insert import default_cbam_yaml
-from ultralytics_cbam.resources import YAML_DIR, packaged_yaml
 
 FAMILIES = families()
 FAMILY_TASKS = [(family, task) for family, tasks in FAMILIES.items() for task in tasks]
@@ -169,7 +169,7 @@ def test_add_cbam_reads_and_matches_the_names(tmp_path):
 
 
 def test_ablation_runner_takes_the_names():
-    from ultralytics_cbam.ablation_variants import Variant, build_variant
+    from ultralytics_cbam.ablation.variants import Variant, build_variant
 
     stock_yaml = FAMILIES[NEWEST]["detect"]
     base, name = scaled_name(stock_yaml, "n"), scaled_name(stock_yaml, "n", cbam=True)

@@ -10,8 +10,8 @@ import torch
 from ultralytics import YOLO
 from ultralytics.nn import tasks
 
-from ultralytics_cbam.init import gentle_init, paper_init
 from ultralytics_cbam.modules import CBAM
+from ultralytics_cbam.weight_init import gentle_init, paper_init
 
 IMGSZ = 64
 

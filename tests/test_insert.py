@@ -16,8 +16,8 @@ from ultralytics.nn import tasks
 from ultralytics.utils import ROOT
 
 from ultralytics_cbam import ModelYAMLError, modules
+from ultralytics_cbam.cfg.packaged import packaged_yaml
 from ultralytics_cbam.insert import add_cbam
-from ultralytics_cbam.resources import packaged_yaml
 
 TASKS = {"": tasks.DetectionModel, "-seg": tasks.SegmentationModel, "-pose": tasks.PoseModel}
 TASKS |= {"-obb": tasks.OBBModel, "-cls": tasks.ClassificationModel}
@@ -185,7 +185,9 @@ def test_checkpoint_with_gentle_start(tmp_path, coco8_images):
     gentle = YOLO(add_cbam(tmp_path / "yolov8n.pt", output=tmp_path / "g.yaml", gentle=True).weights).model.eval()
     assert mean_gates(plain, x) == pytest.approx([0.25] * 4, abs=0.1)  # two gates near 0.5 multiply
     assert min(mean_gates(gentle, x)) > 0.25  # each gate is at least 0.5 (how close to 1: test_gentle_init.py)
-    for m in (m for m in gentle.model if isinstance(m, modules.CBAM)):  # the gentle form: see ultralytics_cbam.init
+    for m in (
+        m for m in gentle.model if isinstance(m, modules.CBAM)
+    ):  # the gentle form: see ultralytics_cbam.weight_init
         w, c = m.spatial.conv.weight[0].detach(), m.spatial.conv.kernel_size[0] // 2
         assert w[1, c, c] > 1 and abs(w[0, c, c] + w[1, c, c]) < 0.05  # the centre tap takes max_c - mean_c
         assert (m.channel.fc2.weight > 0).all()  # a never-negative hidden layer, spread with positive weights

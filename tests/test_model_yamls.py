@@ -12,7 +12,7 @@ import yaml
 from ultralytics import YOLO
 
 from ultralytics_cbam import CBAM
-from ultralytics_cbam.resources import YAML_DIR
+from ultralytics_cbam.cfg.packaged import YAML_DIR
 
 STOCK_DIR = Path(ultralytics.__file__).parent / "cfg" / "models" / "v8"
 TASKS = {"detect": "", "segment": "-seg", "pose": "-pose", "obb": "-obb", "classify": "-cls"}

@@ -142,7 +142,7 @@ def skip_if_newer_than_installed(line: int, text: str) -> None:
     from ultralytics.cfg import DEFAULT_CFG_DICT
     from ultralytics.utils import plotting
 
-    from ultralytics_cbam.families import stock_yamls
+    from ultralytics_cbam.cfg.families import stock_yamls
 
     if text.startswith("cam ") and not hasattr(plotting, "class_activation_map"):
         pytest.skip(f"README line {line} uses LayerCAM, which this Ultralytics release does not have")

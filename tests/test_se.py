@@ -10,7 +10,7 @@ import yaml
 from helpers import load_yaml
 
 from ultralytics_cbam import SE, add_cbam
-from ultralytics_cbam.ablation_variants import Variant, build_variant
+from ultralytics_cbam.ablation.variants import Variant, build_variant
 from ultralytics_cbam.cli import main as cli
 
 

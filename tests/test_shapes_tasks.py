@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from helpers import yolo_cli
 
-from ultralytics_cbam import shapes
+from ultralytics_cbam import cbam_shapes as shapes
 
 RECORDED = Path(__file__).parent / "data" / "cbam_shapes_default.sha256"
 SMALL = {"train": 6, "val": 3, "size": 96}

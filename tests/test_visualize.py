@@ -18,8 +18,8 @@ from matplotlib import colormaps
 from ultralytics import YOLO
 from ultralytics.data.augment import LetterBox
 
-from ultralytics_cbam.attention_maps import map_to_image, visualize
 from ultralytics_cbam.modules import CBAM, ChannelAttention, SpatialAttention
+from ultralytics_cbam.visualization.attention_maps import map_to_image, visualize
 
 IMGSZ = 96
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -182,7 +182,7 @@ def test_default_colours_show_the_structure_of_a_briefly_trained_model(trained_c
 
 @pytest.mark.parametrize("limits", [(0.0, 1.0), (0.4812, 0.5237), (0.49991, 0.50013), (0.2, 0.9)])
 def test_scale_bar_labels_give_the_limits(limits):
-    from ultralytics_cbam.attention_maps import scale_ticks
+    from ultralytics_cbam.visualization.rendering import scale_ticks
 
     (p0, bottom), (p1, middle), (p2, top) = scale_ticks(limits)
     lo, hi = limits
@@ -207,7 +207,7 @@ TEXT_HEIGHTS = {64: 10, 160: 10, 200: 10, 320: 16, 480: 24, 640: 32, 1080: 54}
 @pytest.mark.parametrize(("side", "digits"), TEXT_HEIGHTS.items())
 @pytest.mark.parametrize("landscape", [False, True])
 def test_text_grows_with_the_picture_and_has_a_minimum(side, digits, landscape):
-    from ultralytics_cbam.attention_maps import overlay
+    from ultralytics_cbam.visualization.rendering import overlay
 
     shape = (side, side * 4 // 3) if landscape else (side * 4 // 3, side)
     black = np.zeros((*shape, 3), dtype=np.uint8)
@@ -224,7 +224,7 @@ def test_text_grows_with_the_picture_and_has_a_minimum(side, digits, landscape):
 
 
 def test_text_is_legible_in_a_grid_shown_at_readme_width():
-    from ultralytics_cbam.attention_maps import grid_image, overlay
+    from ultralytics_cbam.visualization.rendering import grid_image, overlay
 
     # cbam-shapes images are 160 px; their 5-tile grid is shown 800 px wide in the README
     black = np.zeros((160, 160, 3), dtype=np.uint8)
@@ -238,7 +238,7 @@ def test_text_is_legible_in_a_grid_shown_at_readme_width():
 @pytest.mark.parametrize("n", range(1, 11))
 @pytest.mark.parametrize("shape", [(48, 64), (90, 60), (900, 1200)])
 def test_grid_has_no_empty_cell(n, shape):
-    from ultralytics_cbam.attention_maps import grid_image
+    from ultralytics_cbam.visualization.rendering import grid_image
 
     h, w = shape
     colours = [(10 + 20 * k, 200 - 15 * k, 30 + 7 * k) for k in range(n)]  # distinct, never black or white

@@ -14,14 +14,14 @@ _EXPORTS = {
     "ChannelAttention": "ultralytics_cbam.modules",
     "SpatialAttention": "ultralytics_cbam.modules",
     "SE": "ultralytics_cbam.modules",
-    "ModelYAMLError": "ultralytics_cbam.integration",
+    "ModelYAMLError": "ultralytics_cbam.integration.yaml_rows",
     "add_cbam": "ultralytics_cbam.insert",
-    "gentle_init": "ultralytics_cbam.init",
+    "gentle_init": "ultralytics_cbam.weight_init",
     "transfer_weights": "ultralytics_cbam.transfer",
-    "visualize": "ultralytics_cbam.attention_maps",
-    "AttentionMaps": "ultralytics_cbam.attention_maps",
-    "ablate": "ultralytics_cbam.ablation",
-    "AblationResults": "ultralytics_cbam.ablation",
+    "visualize": "ultralytics_cbam.visualization.attention_maps",
+    "AttentionMaps": "ultralytics_cbam.visualization.attention_maps",
+    "ablate": "ultralytics_cbam.ablation.runner",
+    "AblationResults": "ultralytics_cbam.ablation.runner",
 }
 __all__ = ("__version__", "activate", *_EXPORTS)
 

@@ -11,7 +11,7 @@ import sys
 import warnings
 from types import ModuleType
 
-# the Ultralytics modules that ultralytics_cbam.patches.patch patches once they have loaded
+# the Ultralytics modules that ultralytics_cbam.integration.patches.patch patches once they have loaded
 _TARGETS = ("ultralytics.utils.checks", "ultralytics.nn.tasks")
 _broken: list[Exception] = []  # the error that kept the patches module from loading, if any
 
@@ -20,7 +20,7 @@ def _patch(name: str, module: ModuleType) -> None:
     if _broken:
         return
     try:
-        patches = importlib.import_module("ultralytics_cbam.patches")
+        patches = importlib.import_module("ultralytics_cbam.integration.patches")
     except Exception as e:  # a broken plugin must never break Ultralytics itself
         _broken.append(e)
         warnings.warn(f"ultralytics-cbam is inactive: {e!r}", RuntimeWarning, stacklevel=2)

@@ -16,9 +16,9 @@ import sys
 # command -> (module, function, one-line help)
 COMMANDS = {
     "add": ("ultralytics_cbam.insert", "add_cbam", "insert CBAM into a model YAML or checkpoint"),
-    "visualize": ("ultralytics_cbam.attention_maps", "visualize", "save attention maps of a CBAM model"),
-    "ablate": ("ultralytics_cbam.ablation", "ablate", "train and compare CBAM variants"),
-    "cam": ("ultralytics_cbam.cam", "cam", "LayerCAM of several models side by side"),
+    "visualize": ("ultralytics_cbam.visualization.attention_maps", "visualize", "save attention maps of a CBAM model"),
+    "ablate": ("ultralytics_cbam.ablation.runner", "ablate", "train and compare CBAM variants"),
+    "cam": ("ultralytics_cbam.visualization.layercam", "cam", "LayerCAM of several models side by side"),
 }
 # Errors of what a user gave (arguments, files, model YAMLs, a missing connection): one line, no traceback.
 USER_ERRORS = (ValueError, TypeError, LookupError, OSError)

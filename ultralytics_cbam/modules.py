@@ -15,6 +15,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ultralytics_cbam.utils.checks import positive_int
+
 __all__ = (
     "ATTENTION_LAYERS",
     "CBAM",
@@ -24,14 +26,6 @@ __all__ = (
     "hidden_channels",
     "is_attention_layer",
 )
-
-
-def _positive_int(name: str, value: object, *, odd: bool = False) -> int:
-    """Return `value` if it is a positive (and, if asked, odd) int, else raise a ValueError naming it."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1 or (odd and value % 2 == 0):
-        kind = "a positive odd integer" if odd else "a positive integer"
-        raise ValueError(f"{name} must be {kind}, got {value!r}")
-    return value
 
 
 def hidden_channels(channels: int, reduction: int) -> int:
@@ -63,8 +57,8 @@ class ChannelAttention(nn.Module):
 
     def __init__(self, channels: int, reduction: int = 16, bias: bool = False) -> None:
         super().__init__()
-        self.channels = _positive_int("channels", channels)
-        self.reduction = _positive_int("reduction", reduction)
+        self.channels = positive_int("channels", channels)
+        self.reduction = positive_int("reduction", reduction)
         if not isinstance(bias, bool):
             raise ValueError(f"bias must be a bool, got {bias!r}")
         hidden = hidden_channels(channels, reduction)
@@ -95,7 +89,7 @@ class SpatialAttention(nn.Module):
 
     def __init__(self, kernel_size: int = 7) -> None:
         super().__init__()
-        self.kernel_size = _positive_int("kernel_size", kernel_size, odd=True)
+        self.kernel_size = positive_int("kernel_size", kernel_size, odd=True)
         self.conv = nn.Conv2d(2, 1, kernel_size, padding=kernel_size // 2, bias=False)
 
     def gate(self, x: torch.Tensor) -> torch.Tensor:
@@ -142,8 +136,8 @@ class SE(nn.Module):
 
     def __init__(self, channels: int, reduction: int = 16) -> None:
         super().__init__()
-        self.channels = _positive_int("channels", channels)
-        self.reduction = _positive_int("reduction", reduction)
+        self.channels = positive_int("channels", channels)
+        self.reduction = positive_int("reduction", reduction)
         hidden = hidden_channels(channels, reduction)
         self.fc1 = nn.Conv2d(channels, hidden, 1)
         self.act = nn.ReLU(inplace=True)

@@ -10,16 +10,22 @@ from __future__ import annotations
 
 import copy
 import difflib
-import functools
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from torch import nn
 
 from ultralytics_cbam.modules import is_attention_layer
+from ultralytics_cbam.utils.model_inputs import torch_model
 
-__all__ = ("TaskMismatchError", "TransferReport", "align_layers", "cbam_aware_load", "transfer_weights")
+__all__ = (
+    "TaskMismatchError",
+    "TransferReport",
+    "align_layers",
+    "involves_attention",
+    "load_aligned",
+    "transfer_weights",
+)
 
 _MAX_LISTED = 8  # shape mismatches named one by one in the log
 _FIRST_CONV = "model.0.conv.weight"
@@ -202,49 +208,17 @@ def transfer_weights(model: nn.Module, weights, verbose: bool = True, other_task
     Returns:
         (TransferReport): What arrived, what was skipped and why.
     """
-    from ultralytics.engine.model import Model
     from ultralytics.nn.tasks import BaseModel
 
-    if isinstance(model, Model):
-        model = model.model
-    if isinstance(weights, Model):
-        weights = weights.model
-    if isinstance(weights, (str, Path)):
-        weights = load_checkpoint_model(weights)
+    model = torch_model(model) or model
+    if not isinstance(weights, dict):
+        weights = torch_model(weights, "weights") or weights
     load = getattr(BaseModel.load, "__wrapped__", BaseModel.load)
-    return _load(model, weights, load, verbose=verbose, other_task=other_task)
+    return load_aligned(model, weights, load, verbose=verbose, other_task=other_task)
 
 
-def load_checkpoint_model(path: str | Path) -> nn.Module:
-    """The FP32 model of a checkpoint file, via Ultralytics' own loader (names the file if it is missing)."""
-    from ultralytics.nn import tasks
-
-    loader = getattr(tasks, "load_checkpoint", None) or tasks.attempt_load_one_weight
-    return loader(checkpoint_file(path))[0]
-
-
-def checkpoint_file(path: str | Path) -> str:
-    """The local file of a checkpoint path or URL, or of an Ultralytics asset name such as 'yolov8n.pt', found in or
-    downloaded to Ultralytics' weights folder as `yolo predict model=yolov8n.pt` does."""
-    from ultralytics.utils.downloads import GITHUB_ASSETS_NAMES, attempt_download_asset
-
-    if Path(path).is_file():
-        return str(path)
-    name = str(path).strip()
-    if (Path(name).name == name and name in GITHUB_ASSETS_NAMES) or name.lower().startswith(("http://", "https://")):
-        try:
-            file = attempt_download_asset(name)
-        except ConnectionError:
-            raise FileNotFoundError(
-                f"checkpoint '{path}' is not in the working folder or Ultralytics' weights folder, and downloading "
-                "it failed: connect to the internet or put the file here"
-            ) from None
-        if Path(file).is_file():
-            return file
-    raise FileNotFoundError(f"checkpoint '{path}' not found")
-
-
-def _load(model, weights, load, verbose: bool, other_task: bool) -> TransferReport:
+def load_aligned(model, weights, load, verbose: bool, other_task: bool) -> TransferReport:
+    """Load `weights` into `model` with Ultralytics' `load` after moving the source's layers to their new indices."""
     source = _source_module(weights)
     target_layers, source_layers = _layer_list(model), _layer_list(source) if source is not None else None
     if target_layers is None or source_layers is None:
@@ -318,26 +292,8 @@ def _log(report: TransferReport, source: nn.Module, model: nn.Module) -> None:
         )
 
 
-# --- hook into Ultralytics -------------------------------------------------------------------------------------
-
-
-def _involves_cbam(model: nn.Module, weights) -> bool:
+def involves_attention(model: nn.Module, weights) -> bool:
+    """Whether `model` or the checkpoint `weights` has attention layers, so that loading must align the layers."""
     source = _source_module(weights)
     layers, source_layers = _layer_list(model), _layer_list(source) if source is not None else None
     return layers is not None and source_layers is not None and any(map(is_attention_layer, layers + source_layers))
-
-
-def cbam_aware_load(original: Callable) -> Callable:
-    """Wrap ``BaseModel.load`` (used by ``YOLO(...).load`` and ``pretrained=``) so that it moves layers past CBAM rows.
-
-    Models without CBAM on either side load exactly as before.
-    """
-
-    @functools.wraps(original)
-    def load(self, weights, verbose=True):
-        if not _involves_cbam(self, weights):
-            return original(self, weights, verbose=verbose)
-        _load(self, weights, original, verbose=verbose, other_task=False)
-        return None
-
-    return load

@@ -15,7 +15,7 @@ from torch import nn
 from ultralytics import YOLO
 
 from ultralytics_cbam import CBAM, ChannelAttention, SpatialAttention
-from ultralytics_cbam.resources import packaged_yaml
+from ultralytics_cbam.cfg.packaged import packaged_yaml
 
 HERE = Path(__file__).resolve().parent
 

@@ -1,5 +1,5 @@
-"""Patches that plug CBAM into Ultralytics, all or nothing: the YAML layer names, packaged YAML lookup, YAML checks
-and CBAM-aware checkpoint loading."""
+"""The patches that plug CBAM into Ultralytics, all or nothing: the YAML layer names, packaged YAML lookup, YAML checks
+and CBAM-aware checkpoint loading; and the registry that can put every one of them back."""
 
 from __future__ import annotations
 
@@ -7,10 +7,15 @@ import functools
 import os
 import sys
 import warnings
+from collections.abc import Callable
 from types import ModuleType
 
-from ultralytics_cbam.integration import YAML_LAYER_NAMES, check_model_dict, check_output_row, yaml_layer
-from ultralytics_cbam.resources import packaged_yaml
+from ultralytics_cbam import modules
+from ultralytics_cbam.cfg.packaged import packaged_yaml
+from ultralytics_cbam.integration.compat import allow_in_restricted_loading
+from ultralytics_cbam.integration.yaml_layer import yaml_layer
+from ultralytics_cbam.integration.yaml_rows import YAML_LAYER_NAMES, check_model_dict, check_output_row
+from ultralytics_cbam.transfer import involves_attention, load_aligned
 
 
 class _Patches:
@@ -98,9 +103,7 @@ def patch_tasks(tasks: ModuleType) -> None:
     """Register the CBAM layers under their YAML names and check model YAML rows before Ultralytics builds them."""
     if getattr(tasks.parse_model, "__wrapped_by_cbam__", False):
         return
-    from ultralytics_cbam import modules, transfer
-
-    PATCHES.set(tasks.BaseModel, "load", transfer.cbam_aware_load(tasks.BaseModel.load))
+    PATCHES.set(tasks.BaseModel, "load", cbam_aware_load(tasks.BaseModel.load))
     for name in YAML_LAYER_NAMES:
         PATCHES.set(tasks, name, yaml_layer(getattr(modules, name)))
     original = tasks.parse_model
@@ -122,12 +125,20 @@ def patch_tasks(tasks: ModuleType) -> None:
         return original_guess(model)
 
     _replace_everywhere(original_guess, guess_model_task)
-    _allow_in_restricted_loading(tasks, modules)
+    allow_in_restricted_loading(tasks, [getattr(modules, name) for name in YAML_LAYER_NAMES])
 
 
-def _allow_in_restricted_loading(tasks: ModuleType, modules: ModuleType) -> None:
-    """Let Ultralytics' opt-in weights-only checkpoint loading (ULTRALYTICS_SAFE_LOAD) rebuild our layers."""
-    import torch
+def cbam_aware_load(original: Callable) -> Callable:
+    """Wrap ``BaseModel.load`` (used by ``YOLO(...).load`` and ``pretrained=``) so that it moves layers past CBAM rows.
 
-    if hasattr(tasks, "_SafeLoad") and hasattr(torch.serialization, "add_safe_globals"):
-        torch.serialization.add_safe_globals([getattr(modules, name) for name in YAML_LAYER_NAMES])
+    Models without CBAM on either side load exactly as before.
+    """
+
+    @functools.wraps(original)
+    def load(self, weights, verbose=True):
+        if not involves_attention(self, weights):
+            return original(self, weights, verbose=verbose)
+        load_aligned(self, weights, original, verbose=verbose, other_task=False)
+        return None
+
+    return load

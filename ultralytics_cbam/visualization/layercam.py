@@ -4,14 +4,13 @@ Each panel is Ultralytics' own LayerCAM of one model's predictions (what `yolo p
 with the model's name and its top prediction; one figure per image.
 
 Example:
-    >>> from ultralytics_cbam.cam import cam
+    >>> from ultralytics_cbam.visualization.layercam import cam
     >>> figures = cam("runs/detect/baseline/weights/best.pt,runs/detect/cbam/weights/best.pt", source="images/")
     >>> [p.title for p in figures[0].panels]  # ['baseline', 'cbam']
 """
 
 from __future__ import annotations
 
-import glob
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,11 +18,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ultralytics_cbam.run_dirs import run_dir, unique_name
+from ultralytics_cbam.integration.compat import check_layercam
+from ultralytics_cbam.utils.run_dirs import run_dir, unique_name
+from ultralytics_cbam.utils.sources import image_files, split_list
 
-__all__ = ("CamFigure", "Panel", "cam", "cam_figures", "cam_panels", "check_release", "figure", "model_name")
+__all__ = ("CamFigure", "Panel", "cam", "cam_figures", "cam_panels", "figure", "model_name")
 
-MIN_RELEASE = "8.4.113"  # the first Ultralytics release with ultralytics.utils.plotting.class_activation_map
 FIGURE_WIDTH = 900  # pixels
 COLUMNS = 3  # panels per row at most
 GAP = 8  # pixels between panels
@@ -50,19 +50,6 @@ class CamFigure:
     file: Path
 
 
-def check_release() -> None:
-    """Raise an ImportError naming the release needed where Ultralytics has no class activation maps, from a
-    LookupError (the missing name) so that the command line reports it in one line."""
-    import ultralytics
-    from ultralytics.utils import plotting
-
-    if not hasattr(plotting, "class_activation_map"):
-        raise ImportError(
-            f"class activation maps need Ultralytics >= {MIN_RELEASE}, installed: {ultralytics.__version__}; "
-            f'pip install "ultralytics>={MIN_RELEASE}"'
-        ) from LookupError("ultralytics.utils.plotting.class_activation_map")
-
-
 def model_name(model) -> str:
     """A checkpoint's stem, or its run's name for weights/best.pt and weights/last.pt."""
     path = Path(str(getattr(model, "ckpt_path", None) or getattr(model, "model_name", None) or model))
@@ -70,15 +57,6 @@ def model_name(model) -> str:
         folder = path.absolute().parent
         return folder.parent.name if folder.name == "weights" else folder.name
     return path.stem
-
-
-def _split(value) -> list:
-    """A list, a comma-separated string of items (unless it names an existing file), or one item as a list."""
-    if isinstance(value, (list, tuple)):
-        return list(value)
-    if isinstance(value, str) and "," in value and not Path(value).exists():
-        return [v.strip() for v in value.split(",") if v.strip()]
-    return [] if value is None or value == "" else [value]
 
 
 def _load(model):
@@ -97,32 +75,6 @@ def _load(model):
     if not isinstance(model.model, nn.Module):
         raise ValueError(f"model '{model_name(model)}' is no PyTorch model; LayerCAM needs a .pt checkpoint")
     return model
-
-
-def _images(source) -> list[Path]:
-    """The image files of an image path, a folder, a glob, or a list (or comma-separated string) of these."""
-    from ultralytics.data.utils import IMG_FORMATS
-
-    items, images = _split(str(source) if isinstance(source, Path) else source), []
-    if not items:
-        raise ValueError("source is required: an image, a folder of images, a glob or a list of images")
-    for item in items:
-        path = Path(item)
-        if path.is_dir():
-            files = list(path.iterdir())
-        elif path.is_file():
-            if path.suffix[1:].lower() not in IMG_FORMATS:
-                raise ValueError(f"source '{item}' is not an image ({', '.join(sorted(IMG_FORMATS))})")
-            files = [path]
-        elif glob.has_magic(str(item)):
-            files = [Path(f) for f in glob.glob(str(item), recursive=True)]
-        else:
-            raise FileNotFoundError(f"source '{item}' not found")
-        found = sorted(f for f in files if f.is_file() and f.suffix[1:].lower() in IMG_FORMATS)
-        if not found:
-            raise ValueError(f"source '{item}' holds no images")
-        images += found
-    return images
 
 
 def _prediction(result, conf: float) -> str:
@@ -237,12 +189,12 @@ def cam_figures(models: dict, images: list, save_dir: Path, imgsz=None, conf: fl
     `models` maps panel titles to checkpoint paths or YOLO models; the other arguments are those of `cam`. Returns the
     figure files.
     """
-    check_release()
+    check_layercam()
     if not models:
         raise ValueError("models is empty: give {title: checkpoint}")
     loaded = {str(title): _load(m) for title, m in models.items()}
     _task(loaded)
-    figures = _write(loaded, _images(list(images)), Path(save_dir), imgsz=imgsz, conf=conf, device=device)
+    figures = _write(loaded, image_files(list(images)), Path(save_dir), imgsz=imgsz, conf=conf, device=device)
     return [f.file for f in figures]
 
 
@@ -277,11 +229,11 @@ def cam(
     Returns:
         One CamFigure per image: its panels (title, prediction, overlay) and figure file.
     """
-    check_release()
-    paths = _split(models)
+    check_layercam()
+    paths = split_list(models)
     if not paths:
         raise ValueError("models is required: checkpoints to compare, e.g. models=baseline.pt,cbam.pt")
-    images = _images(source)
+    images = image_files(source)
     names: set[str] = set()
     loaded = {unique_name(model_name(m), names): _load(m) for m in paths}
     save_dir = run_dir(_task(loaded), project, name, exist_ok, mkdir=True)

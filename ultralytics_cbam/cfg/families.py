@@ -17,11 +17,13 @@ import os
 import re
 from pathlib import Path
 
+from ultralytics_cbam.insert import default_cbam_yaml
+from ultralytics_cbam.utils.names import scale_free, with_scale
+
 __all__ = ("SUFFIX", "cbam_yaml", "families", "generated_yaml", "scaled_name", "stock_yamls")
 
 SUFFIX = "-cbam.yaml"
 _MODEL_PREFIXES = ("yolo", "rtdetr")  # names of Ultralytics models, which get an error naming the families
-_UNIFY = re.compile(r"(\d+)([nslmx])(.+)?$")  # Ultralytics' scale-free name: yolo11n-cbam.yaml -> yolo11-cbam.yaml
 
 
 @functools.lru_cache
@@ -62,8 +64,7 @@ def families() -> dict[str, dict[str, str]]:
 def scaled_name(stock: str, scale: str, cbam: bool = False) -> str:
     """The name of a stock model YAML at a scale: ('yolo11-seg.yaml', 's') -> 'yolo11s-seg.yaml' (or, with cbam=True,
     'yolo11s-seg-cbam.yaml')."""
-    stem = re.sub(r"^(yolov?\d+)", rf"\g<1>{scale}", Path(stock).stem, count=1)
-    return f"{stem}{SUFFIX if cbam else '.yaml'}"
+    return f"{with_scale(Path(stock).stem, scale)}{SUFFIX if cbam else '.yaml'}"
 
 
 def cbam_yaml(name: str, packaged: Path | None = None) -> Path | None:
@@ -86,7 +87,7 @@ def cbam_yaml(name: str, packaged: Path | None = None) -> Path | None:
     stock = _stock_of(name)
     if stock in stock_yamls():
         return generated_yaml(stock)
-    unified = _UNIFY.sub(r"\1\3", name)
+    unified = scale_free(name)
     if unified != name:
         if os.path.exists(unified):  # a file of the scale-free name in the working directory wins, as in Ultralytics
             return Path(unified)
@@ -137,6 +138,4 @@ def generated_yaml(stock: str) -> Path:
 
 @functools.lru_cache
 def _text(stock: Path) -> str:
-    from ultralytics_cbam.insert import default_cbam_yaml
-
     return default_cbam_yaml(stock)

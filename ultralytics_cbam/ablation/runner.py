@@ -13,19 +13,19 @@ Example:
 
 from __future__ import annotations
 
-import inspect
 import json
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ultralytics_cbam.ablation_ray import run_on_ray
-from ultralytics_cbam.ablation_report import write_outputs
-from ultralytics_cbam.ablation_run import MARKER, Run, train_run
-from ultralytics_cbam.ablation_stats import summarize
-from ultralytics_cbam.ablation_variants import (
+from ultralytics_cbam.ablation.local_backend import run_locally
+from ultralytics_cbam.ablation.ray_backend import run_on_ray
+from ultralytics_cbam.ablation.report import write_outputs
+from ultralytics_cbam.ablation.run import MARKER, Run, train_run
+from ultralytics_cbam.ablation.stats import summarize
+from ultralytics_cbam.ablation.variants import (
     DEFAULT_BASE,
     Variant,
     build_variant,
@@ -34,7 +34,11 @@ from ultralytics_cbam.ablation_variants import (
     parse_variants,
     slug,
 )
-from ultralytics_cbam.run_dirs import run_dir
+from ultralytics_cbam.integration.compat import check_layercam, quiet_yolo
+from ultralytics_cbam.utils.checks import positive_int
+from ultralytics_cbam.utils.model_inputs import checkpoint_file
+from ultralytics_cbam.utils.run_dirs import run_dir
+from ultralytics_cbam.visualization.layercam import cam_figures
 
 __all__ = ("AblationResults", "Run", "Variant", "ablate", "build_variant", "parse_seeds", "summarize", "train_run")
 
@@ -75,9 +79,9 @@ def profile(model, imgsz: int, runs: int = 20, warmup: int = 3) -> dict:
     import copy
 
     import torch
-    from ultralytics.utils.torch_utils import get_flops
+    from ultralytics.utils.torch_utils import get_flops, get_num_params
 
-    params = sum(p.numel() for p in model.parameters())
+    params = get_num_params(model)
     gflops = get_flops(model, imgsz)
     net = copy.deepcopy(model).to("cpu").float().eval()
     if hasattr(net, "fuse"):
@@ -95,10 +99,7 @@ def profile(model, imgsz: int, runs: int = 20, warmup: int = 3) -> dict:
 
 def _profile_file(model_file: Path, nc: int | None, imgsz: int, runs: int) -> dict:
     """`profile` of the model a run trains: the variant's YAML with the data set's number of classes."""
-    from ultralytics import YOLO
-
-    quiet = {"verbose": False} if "verbose" in inspect.signature(YOLO.__init__).parameters else {}
-    model = YOLO(str(model_file), **quiet).model
+    model = quiet_yolo(str(model_file)).model
     if nc is not None and getattr(model, "nc", nc) != nc:
         model = type(model)(str(model_file), nc=nc, verbose=False)
     return profile(model, imgsz, runs)
@@ -124,10 +125,8 @@ def _cam(results: AblationResults, data: str, seed: int, n_images: int) -> None:
     """LayerCAM of every variant's run with `seed` on the first validation images, side by side (`yolo-cbam cam`)."""
     from ultralytics.utils import LOGGER, colorstr
 
-    from ultralytics_cbam.cam import cam_figures, check_release
-
     try:
-        check_release()
+        check_layercam()
     except ImportError as e:
         LOGGER.info(f"{colorstr('ablate:')} no CAM figure: {e}")
         return
@@ -209,8 +208,7 @@ def _check_arguments(train_args: dict, values: dict, backend: str) -> None:
     if reserved:
         raise ValueError(f"ablate sets {', '.join(reserved)} itself (use base=, seeds=, project=, name=, resume=)")
     for key, value in values.items():
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{key} must be a positive integer, got {value!r}")
+        positive_int(key, value)
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
 
@@ -282,8 +280,6 @@ def ablate(
     if isinstance(cam_images, bool) or not isinstance(cam_images, int) or cam_images < 0:
         raise ValueError(f"cam_images must be a number of images (0 for none), got {cam_images!r}")
     if is_checkpoint(base):
-        from ultralytics_cbam.transfer import checkpoint_file
-
         if "pretrained" in train_args:
             raise ValueError("ablate: base= is a checkpoint, which every run starts from; pretrained= cannot be given")
         base = str(Path(checkpoint_file(base)).resolve())
@@ -341,7 +337,7 @@ def ablate(
                 f"command again to train the failed runs again:\n{lines}"
             )
     else:
-        _run_locally(todo, len(plan), add)
+        run_locally(todo, len(plan), add)
     if cam_images:
         _cam(results, data, grid_seeds[0], cam_images)
     for row in results.table:
@@ -349,21 +345,3 @@ def ablate(
             LOGGER.warning(f"{prefix} {row['variant']}: {row['warning']}")
     LOGGER.info(f"{prefix} results in {results.markdown}\n{results.markdown.read_text(encoding='utf-8')}")
     return results
-
-
-def _run_locally(todo: list[tuple[int, Run]], total: int, add: Callable[[Run, dict], None]) -> None:
-    """Train the runs one after another in this process."""
-    from ultralytics.utils import LOGGER, colorstr
-
-    prefix, durations = colorstr("ablate:"), []
-    for done, (k, run) in enumerate(todo):
-        where = f"run {k}/{total} ({run.variant}, seed {run.seed})"
-        left = len(todo) - done
-        eta = f", about {statistics.fmean(durations) * left / 60:.1f} min left" if durations else ""
-        LOGGER.info(f"{prefix} {where} training{eta}")
-        if run.run_dir.exists():
-            LOGGER.info(f"{prefix} {where} was not finished, starting it again")
-        record = train_run(run)
-        durations.append(record["train_s"])
-        LOGGER.info(f"{prefix} {where} done: mAP50 {record['map50']:.4f}, mAP50-95 {record['map50_95']:.4f}")
-        add(run, record)

@@ -33,6 +33,8 @@ import cv2
 import numpy as np
 import yaml
 
+from ultralytics_cbam.utils.checks import positive_int
+
 __all__ = (
     "CLASSES",
     "CLASS_SETS",
@@ -323,8 +325,7 @@ def generate(
     if task not in TASKS:
         raise ValueError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
     for name, value in (("train", train), ("val", val), ("size", size)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        positive_int(name, value)
     pairs = class_set(classes)
     root = Path(root).resolve()
     if root.exists():

@@ -7,7 +7,7 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
-from ultralytics_cbam.ablation_stats import LEVEL, METRICS, VERDICT_METRIC, references, table_columns
+from ultralytics_cbam.ablation.stats import LEVEL, METRICS, VERDICT_METRIC, references, table_columns
 
 RUN_COLUMNS = ("variant", "seed", "params", "gflops", "latency_ms", "map50", "map50_95", "train_s", "run_dir")
 

@@ -13,6 +13,8 @@ import math
 import statistics
 from collections.abc import Sequence
 
+from ultralytics_cbam.utils.checks import positive_int
+
 __all__ = ("compare", "identical_seeds", "seeds_needed", "summarize", "t_cdf", "t_quantile", "verdict")
 
 METRICS = {"map50": "mAP50", "map50_95": "mAP50-95"}
@@ -25,8 +27,7 @@ MAX_SEEDS = 1000  # seeds_needed gives up beyond this
 
 def t_cdf(t: float, df: int) -> float:
     """Student's t distribution function for an integer number of degrees of freedom (exact finite series)."""
-    if isinstance(df, bool) or not isinstance(df, int) or df < 1:
-        raise ValueError(f"df must be a positive integer, got {df!r}")
+    positive_int("df", df)
     theta = math.atan(t / math.sqrt(df))
     c2, s = math.cos(theta) ** 2, math.sin(theta)
     if df % 2:  # odd: 1/2 + (theta + sin cos (1 + 2/3 cos^2 + 2*4/(3*5) cos^4 + ...)) / pi

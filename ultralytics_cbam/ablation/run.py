@@ -4,13 +4,15 @@ finished. Every backend (this process, Ray workers) runs `train_run`."""
 from __future__ import annotations
 
 import csv
-import inspect
 import json
 import os
 import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from ultralytics_cbam.integration.compat import quiet_yolo
+from ultralytics_cbam.weight_init import gentle_init
 
 __all__ = ("MARKER", "METRICS", "Run", "train_run", "write_json")
 
@@ -59,8 +61,6 @@ def gentle_trainer(task_trainer: type) -> type:
 
     class GentleTrainer(task_trainer):
         def get_model(self, *args, **kwargs):
-            from ultralytics_cbam.init import gentle_init
-
             model = super().get_model(*args, **kwargs)
             return gentle_init(model, imgsz=self.args.imgsz, batch_stats=True)  # a fresh model
 
@@ -68,12 +68,9 @@ def gentle_trainer(task_trainer: type) -> type:
 
 
 def _train(run: Run) -> dict:
-    from ultralytics import YOLO
-
     settings = run.settings
     start = time.perf_counter()
-    quiet = {"verbose": False} if "verbose" in inspect.signature(YOLO.__init__).parameters else {}  # not in 8.1
-    yolo = YOLO(str(run.model_file), **quiet)
+    yolo = quiet_yolo(str(run.model_file))
     if settings.get("weights"):
         yolo.load(settings["weights"])  # every layer the variant shares with the checkpoint, found by layer type
     train_args = dict(settings["train_args"])

@@ -9,19 +9,18 @@ the weights differ.
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import torch
 from torch import nn
 
 from ultralytics_cbam.modules import CBAM, ChannelAttention, SpatialAttention
+from ultralytics_cbam.utils.sources import image_files
 
 __all__ = ("gentle_init", "paper_init")
 
 _NOISE = 0.01  # share of the paper's random weights kept, so that units start different and learn different things
 _QUANTILE = 0.05  # the spatial gate reaches `gate` at all but this share of the calibration positions
 _MIN_DESCRIPTOR = 1e-2  # floor on calibration descriptors, so a dead feature map cannot ask for a huge weight
-_IMG_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
 
 def gentle_init(
@@ -183,7 +182,7 @@ def _calibration_batch(images, net: nn.Module, imgsz: int) -> torch.Tensor:
         from ultralytics.utils import ASSETS
 
         images = ASSETS
-    paths = _image_paths(images)
+    paths = image_files(images, arg="images")
     import cv2
     import numpy as np
     from ultralytics.data.augment import LetterBox
@@ -207,18 +206,3 @@ def _train_size(net: nn.Module) -> int:
     args = getattr(net, "args", None)
     size = args.get("imgsz") if isinstance(args, dict) else getattr(args, "imgsz", None)
     return size if isinstance(size, int) and size > 0 else 640
-
-
-def _image_paths(images) -> list[Path]:
-    items = [images] if isinstance(images, (str, Path)) else list(images)
-    paths = []
-    for item in map(Path, items):
-        if item.is_dir():
-            paths += sorted(p for p in item.iterdir() if p.suffix.lower() in _IMG_SUFFIXES)
-        elif item.is_file():
-            paths.append(item)
-        else:
-            raise FileNotFoundError(f"images: '{item}' is neither an image file nor a folder")
-    if not paths:
-        raise ValueError(f"images: no image files in {images!r}")
-    return paths

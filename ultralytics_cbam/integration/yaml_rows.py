@@ -1,12 +1,10 @@
-"""CBAM's rows in Ultralytics model YAMLs: the layer names, their input channels inferred from the row's input, and
-readable errors that name the file, layer and row."""
+"""The attention layers' rows in Ultralytics model YAMLs: their names, their checks, and errors that name the file,
+layer and row."""
 
 from __future__ import annotations
 
 import difflib
 import inspect
-import sys
-from types import FrameType
 
 YAML_LAYER_NAMES = ("CBAM", "ChannelAttention", "SpatialAttention", "SE")
 
@@ -15,7 +13,10 @@ class ModelYAMLError(ValueError):
     """A model YAML row that cannot be built, with the file, row and reason in the message."""
 
 
-def _source(d: dict) -> str:
+ModelYAMLError.__module__ = "ultralytics_cbam"  # its public name, in tracebacks and pickles
+
+
+def yaml_source(d: dict) -> str:
     return f"model YAML '{d['yaml_file']}'" if d.get("yaml_file") else "model YAML"
 
 
@@ -33,7 +34,7 @@ def check_model_dict(d: dict, namespace: dict) -> None:
         d: Model dictionary as loaded from the YAML.
         namespace: Names that rows may use, i.e. the globals of ``ultralytics.nn.tasks``.
     """
-    source = _source(d)
+    source = yaml_source(d)
     for section in ("backbone", "head"):
         if not isinstance(d.get(section), list):
             raise ModelYAMLError(f"{source} has no '{section}' list of [from, repeats, module, args] rows")
@@ -62,7 +63,7 @@ def check_output_row(d: dict) -> None:
     if isinstance(last, (list, tuple)) and len(last) == 4 and last[2] in YAML_LAYER_NAMES:
         i = len(d.get("backbone") or []) + len(head) - 1
         raise ModelYAMLError(
-            f"{yaml_row(_source(d), d, i)}: the last row must be the output layer "
+            f"{yaml_row(yaml_source(d), d, i)}: the last row must be the output layer "
             f"(Detect, Segment, Pose, OBB or Classify), not {last[2]}; put {last[2]} before it"
         )
 
@@ -85,62 +86,3 @@ def _did_you_mean(m: object, namespace: dict) -> str:
     layers = [k for k, v in namespace.items() if inspect.isclass(v) and hasattr(v, "forward")]
     close = difflib.get_close_matches(str(m), layers, n=3, cutoff=0.6)
     return f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
-
-
-# --- YAML layers: input channels inferred from the row's input -------------------------------------------------
-
-
-def yaml_layer(layer: type) -> type:
-    """A stand-in for `layer` that Ultralytics' parse_model instantiates with the row's args only.
-
-    It builds the real `layer`, prepending the input channel count of the row's input when the layer takes one, so
-    YAML rows read ``[-1, 1, CBAM, [reduction, kernel_size]]`` and one YAML serves every width scale.
-    """
-    params = list(inspect.signature(layer).parameters.values())
-    takes_channels = params[0].name == "channels"
-    yaml_params = params[1:] if takes_channels else params
-    shown = [p for p in params if p.name != "bias"]  # what the model summary lists
-
-    def __new__(cls, *args):
-        frame = _parse_model_frame()
-        if frame is None:  # not built from a YAML: behave like the layer itself
-            return layer(*args)
-        row = frame.f_locals
-        d = row.get("d") or {}
-        where = yaml_row(_source(d), d, row["i"])
-        if len(args) > len(yaml_params):
-            names = ", ".join(p.name for p in yaml_params)
-            raise ModelYAMLError(f"{where}: {layer.__name__} takes at most {len(yaml_params)} args [{names}]")
-        full = list(args)
-        if takes_channels:
-            full.insert(0, _input_channels(row, where))
-        try:
-            module = layer(*full)
-        except (TypeError, ValueError) as e:
-            raise ModelYAMLError(f"{where}: {e}") from None
-        if row.get("n") == 1 and isinstance(row.get("args"), list):  # readable summary: [channels, r, k]
-            defaults = [p.default for p in shown[len(full) :]]
-            row["args"][:] = full + defaults
-        return module
-
-    namespace = {"__new__": __new__, "__module__": layer.__module__, "__qualname__": layer.__qualname__}
-    return type(layer.__name__, (layer,), namespace)
-
-
-def _parse_model_frame() -> FrameType | None:
-    frame = sys._getframe(2)
-    while frame is not None and frame.f_code.co_name != "parse_model":
-        frame = frame.f_back
-    return frame
-
-
-def _input_channels(row: dict, where: str) -> int:
-    """Channels of the row's single input; raises if the input is not one feature map."""
-    from ultralytics.nn.modules import Classify, Detect
-
-    f, ch, layers = row["f"], row["ch"], row["layers"]
-    if not isinstance(f, int):
-        raise ModelYAMLError(f"{where}: takes one input feature map, but 'from' is {f}")
-    if layers and isinstance(layers[f], (Detect, Classify)):
-        raise ModelYAMLError(f"{where}: its input is the output of {type(layers[f]).__name__}, not a feature map")
-    return ch[f]

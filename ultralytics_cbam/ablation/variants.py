@@ -14,10 +14,12 @@ from pathlib import Path
 
 import yaml
 
+from ultralytics_cbam.insert import insert_rows, model_yaml, read_comments, write_model_yaml
+from ultralytics_cbam.utils.names import SCALES, with_scale
+
 __all__ = ("DEFAULT_BASE", "Variant", "build_variant", "is_checkpoint", "model_file_name", "parse_variants")
 
 DEFAULT_BASE = "yolov8n.yaml"
-SCALES = "nslmx"
 _PLACEMENTS = {"cbam": "backbone", "neck": "backbone+neck", "neck-only": "neck"}
 _MODULES = {"channel": "ChannelAttention", "spatial": "SpatialAttention", "se": "SE"}
 _WHERE = {"backbone": "after each backbone stage (add_cbam's default)", "neck": "after the neck blocks"}
@@ -34,7 +36,7 @@ class Variant:
         module: Attention row module: 'CBAM', 'ChannelAttention', 'SpatialAttention' or 'SE' (Squeeze-and-Excitation).
         reduction: Channel-attention reduction ratio r.
         kernel_size: Spatial-attention kernel size k.
-        gentle: Start the attention layers near identity (`ultralytics_cbam.init.gentle_init`) before training.
+        gentle: Start the attention layers near identity (`ultralytics_cbam.weight_init.gentle_init`) before training.
         scale: Model scale n, s, m, l or x ('@s'); None for the base's.
         file: The user's model YAML for placement 'file', trained as it is.
     """
@@ -159,8 +161,6 @@ def build_variant(variant: Variant, base: str = DEFAULT_BASE) -> tuple[dict, str
 
     The scales of the YAML are cut to the variant's one, so the model is that scale whatever its file is called.
     """
-    from ultralytics_cbam.insert import insert_rows, model_yaml, read_comments, write_model_yaml
-
     if variant.placement == "file":
         text = variant.file.read_text(encoding="utf-8")
         d = yaml.safe_load(text)
@@ -201,11 +201,7 @@ def model_file_name(variant: Variant, base: str, scale: str) -> str:
     'yolo11n.yaml' and scale s; a user's YAML variant keeps its own name."""
     if variant.file is not None:
         return variant.file.name
-    stem = Path(base).stem
-    match = re.fullmatch(r"(yolo(?:e-)?v?\d+)([nslmx]?)(.*)", stem)
-    if match:
-        stem = f"{match[1]}{scale}{match[3]}"
-    return f"{stem}-{slug(variant.name)}.yaml"
+    return f"{with_scale(Path(base).stem, scale)}-{slug(variant.name)}.yaml"
 
 
 def slug(name: str) -> str:

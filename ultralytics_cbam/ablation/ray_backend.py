@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
-from ultralytics_cbam.ablation_run import Run, train_run
+from ultralytics_cbam.ablation.run import Run, train_run
 
 _INSTALL = 'backend=ray needs Ray: pip install "ultralytics-cbam[ray]"'
 
