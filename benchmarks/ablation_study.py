@@ -89,28 +89,19 @@ def decision(records: dict, max_seeds: int) -> tuple[str, int | None]:
 
 
 def decision_text(records: dict, max_seeds: int) -> str:
-    """One sentence on how the seeds were chosen and what they decided."""
-    from ultralytics_cbam.ablation.stats import NEGLIGIBLE
+    """One sentence on how the seeds were chosen and what they decided, in `decision_note`'s words."""
+    from ultralytics_cbam.ablation.stats import decision_note
 
     result = comparison(records)
     head = f"**{DECIDE} vs {REFERENCE}** over {result['n']} seeds: Δ mAP50-95 {result['mean']:+.3f}"
     if result["n"] >= 2:
         head += f" [{result['lo']:+.3f}, {result['hi']:+.3f}]"
-    state, needed = decision(records, max_seeds)
+    state, _ = decision(records, max_seeds)
     if state == "decided":
         return f"{head}, {result['verdict']}: decided."
     if state == "more":
-        return f"{head}: undecided so far; about {needed} seeds are projected to decide it."
-    if abs(result["mean"]) < NEGLIGIBLE:
-        return f"{head}: below {NEGLIGIBLE}, too small to matter, so the study stopped."
-    if needed is not None and needed <= max_seeds:
-        return f"{head}: undecided after {result['n']} seeds, the study's limit."
-    if needed is None:
-        return f"{head}: undecided; at this mean and spread no number of seeds would decide it, so the study stopped."
-    return (
-        f"{head}: undecided; the projection asks for {needed} seeds, more than the study's limit of {max_seeds}, "
-        "so it stopped there."
-    )
+        return f"{head}: undecided so far ({decision_note(result)})."
+    return f"{head}: undecided ({decision_note(result)}); the study's limit is {max_seeds} seeds, so it stopped."
 
 
 # --- the README block --------------------------------------------------------------------------------------------

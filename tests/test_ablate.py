@@ -516,6 +516,28 @@ def test_study_script_resumes_from_its_records_and_writes_the_readme_block(grid,
         ablation_study.main(argv)  # refused before any training
 
 
+def test_study_decision_text_uses_the_runners_wording():
+    from benchmarks.ablation_study import decision_text
+
+    def records(deltas: list[float]) -> dict:
+        runs = [{"variant": "baseline", "seed": s, "record": {"map50_95": 0.5}} for s in range(len(deltas))]
+        runs += [{"variant": "neck-only", "seed": s, "record": {"map50_95": 0.5 + d}} for s, d in enumerate(deltas)]
+        return {"runs": runs}
+
+    decided = decision_text(records([0.050, 0.052, 0.048]), max_seeds=10)
+    assert decided.startswith("**neck-only vs baseline** over 3 seeds: Δ mAP50-95 +0.050 [")
+    assert decided.endswith(", better: decided.")
+    # mean 0.02, sd 0.02: the half-width t(0.975, n-1) * 0.02 / sqrt(n) is 0.0210 at n=6 and 0.0185 at n=7
+    more = decision_text(records([0.0, 0.02, 0.04]), max_seeds=10)
+    assert more.endswith(": undecided so far (about 7 seeds would decide it).")
+    stopped = decision_text(records([0.0, 0.02, 0.04]), max_seeds=5)
+    assert stopped.endswith(": undecided (about 7 seeds would decide it); the study's limit is 5 seeds, so it stopped.")
+    tiny = decision_text(records([0.001, -0.002, 0.003, 0.0]), max_seeds=10)
+    assert tiny.endswith(
+        ": undecided (Δ within ±0.005: too small to matter); the study's limit is 10 seeds, so it stopped."
+    )
+
+
 def test_package_level_call(coco8, tmp_path):
     import ultralytics_cbam
 
