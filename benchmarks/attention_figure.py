@@ -1,5 +1,5 @@
-"""The README's example figure: the CBAM spatial attention maps of one image, as `yolo-cbam visualize` saves them;
-without `model`, of a yolov8n-cbam first trained briefly on `data` (cbam-shapes: no download, a few minutes on a CPU).
+"""The README's figure: the CBAM spatial attention maps of one image as `yolo-cbam visualize` saves them, by default
+of a yolov8n-cbam first trained briefly on cbam-shapes (no download, a few minutes on a CPU).
 
 Usage (from the repository root):
     python -m benchmarks.attention_figure
@@ -15,7 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from benchmarks.config import options
+from benchmarks.config import listed, options
 from benchmarks.readme_figures import FIGURES, save_small_png
 
 WIDTH, COLORS = 800, 112  # of the saved figure: width in pixels, palette size
@@ -44,20 +44,14 @@ def first_val_image(data: str) -> Path:
     """The first image of the dataset's validation split."""
     from ultralytics.data.utils import IMG_FORMATS, check_det_dataset
 
-    val = check_det_dataset(data)["val"]
-    folders = val if isinstance(val, list) else [val]
-    images = sorted(p for f in folders for p in Path(f).rglob("*") if p.suffix[1:].lower() in IMG_FORMATS)
-    if not images:
-        raise FileNotFoundError(f"no validation images found for {data}")
-    return images[0]
+    folders = check_det_dataset(data)["val"]
+    images = (p for f in listed(folders) for p in Path(f).rglob("*") if p.suffix[1:].lower() in IMG_FORMATS)
+    return min(images)
 
 
 def enlarged(image: np.ndarray, width: int, imgsz: int) -> np.ndarray:
-    """`image` enlarged by a whole factor so that its grid is drawn at least `width` px wide.
-
-    Pixels are repeated (nearest neighbour), so Ultralytics' bilinear letterbox, which samples within each block of
-    equal pixels, gives the model the input of the original image; where it would not, `image` comes back unchanged.
-    """
+    """`image` enlarged by a whole factor (pixels repeated) so that its grid is drawn at least `width` px wide, where
+    Ultralytics' letterbox then gives the model the same input; else `image` unchanged."""
     from ultralytics.data.augment import LetterBox
 
     from ultralytics_cbam.visualization.rendering import GRID_COLUMNS, GRID_TILE_MAX

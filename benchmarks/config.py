@@ -1,4 +1,4 @@
-"""The key=value command line of the benchmark scripts, and the benchmark settings: 'short' and 'full' presets."""
+"""The key=value command line of the scripts, and the benchmark settings with their 'short' and 'full' presets."""
 
 from __future__ import annotations
 
@@ -6,15 +6,14 @@ import dataclasses
 import os
 import sys
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
-PARTS = ("module", "model", "compiled", "onnx", "train", "memory", "size", "variants")
+PARTS = ("module", "model", "compiled", "onnx", "train", "memory", "variants")
 
 
 def options(argv: list[str] | None, valid: Iterable[str], prog: str) -> dict:
-    """The key=value arguments (default: the command line's) with Ultralytics' value parsing.
+    """The key=value arguments (default: the command line's), with Ultralytics' value parsing.
 
     Raises:
         SystemExit: One line naming an argument not of the form key=value, or unknown keys and the valid ones.
@@ -39,82 +38,58 @@ def listed(value: object) -> list:
     return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
-@dataclass
+@dataclasses.dataclass
 class BenchConfig:
-    """What to measure and how long; every field can be given as key=value."""
+    """What to measure and for how long; every field can be given as key=value."""
 
-    mode: str = "short"  # 'short' (a smoke run) or 'full'
-    # module, model (eager inference), compiled (inference and training step through torch.compile), onnx, train,
-    # memory, size, variants (ways to write CBAM's forward, in ONNX Runtime)
+    mode: str = "short"  # 'short' (a smoke run: SHORT's settings) or 'full' (these)
     parts: tuple[str, ...] = PARTS
-    devices: tuple[str, ...] = ()  # default 'cpu' and, where present, 'cuda'
-    threads: int = 0  # torch (and ONNX Runtime) intra-op threads, the same for every candidate; default all CPUs
+    threads: int = 0  # intra-op threads of torch and ONNX Runtime; default: every CPU
     scales: tuple[str, ...] = ("n", "s")  # YOLOv8 scales whose CBAM layers give the module-level shapes
     model_scales: tuple[str, ...] = ("n", "s")  # compared at model level
-    imgsz: int = 640  # of the feature-map shapes and of model-level inference
+    imgsz: int = 640  # of the feature-map shapes, model-level inference and the training step
     module_batches: tuple[int, ...] = (1, 16)
-    model_batches: tuple[int, ...] = (1, 8)  # of model-level inference (eager, compiled, ONNX Runtime), and variants
-    train_batch: int = 8  # of the training step
-    train_imgsz: int = 640
-    rounds: int = 15  # interleaved samples per candidate at module level and per forward variant
-    model_rounds: int = 11  # interleaved samples per candidate at model level (at least)
-    model_seconds: float = 20.0  # time per candidate at model level; fast comparisons run more rounds to fill it
-    warmup: int = 2  # untimed calls per candidate before timing
-    min_sample_s: float = 0.05  # shortest module-level sample; fast calls repeat within a sample
-    variant_seconds: float = 5.0  # time per forward variant and case; fast cases run more rounds to fill it
-    seed: int = 0  # of weights and inputs
-    save_dir: Path = RESULTS_DIR  # folder of the JSON and Markdown results
-    name: str = ""  # their file stem; default '<device>-<mode>'
+    model_batches: tuple[int, ...] = (1, 8)  # of model-level inference and of the forward variants
+    train_batch: int = 8
+    rounds: int = 15  # samples per candidate at module level and per forward variant
+    model_rounds: int = 11  # samples per candidate at model level, at least
+    model_seconds: float = 20.0  # per candidate at model level: fast comparisons run more rounds to fill it
+    variant_seconds: float = 5.0  # the same per forward variant and case
+    warmup: int = 2  # untimed calls per candidate
+    min_sample_s: float = 0.05  # shortest module-level sample: fast calls repeat within one
+    save_dir: Path = RESULTS_DIR
+    name: str = ""  # file stem of the results; default 'cpu-<mode>'
 
 
-PRESETS = {
-    "short": {"model_scales": ("n",), "rounds": 5, "model_rounds": 5, "model_seconds": 2.0, "variant_seconds": 0.5}
-    | {"warmup": 1, "min_sample_s": 0.02, "train_batch": 4},
-    "full": {},
-}
+SHORT = {"model_scales": ("n",), "rounds": 5, "model_rounds": 5, "model_seconds": 2.0, "variant_seconds": 0.5}
+SHORT |= {"warmup": 1, "min_sample_s": 0.02, "train_batch": 4}
 FIELDS = [f.name for f in dataclasses.fields(BenchConfig)]
 
 
 def build_config(overrides: dict) -> BenchConfig:
-    """A BenchConfig from a preset ('mode', default 'short') and key=value overrides; bad keys or values raise."""
-    import torch
-
-    overrides = dict(overrides)
-    mode = overrides.pop("mode", "short")
-    if mode not in PRESETS:
-        raise ValueError(f"mode must be one of {sorted(PRESETS)}, got {mode!r}")
-    fields = {f.name: f for f in dataclasses.fields(BenchConfig) if f.name != "mode"}
-    unknown = sorted(set(overrides) - set(fields))
-    if unknown:
-        raise ValueError(f"unknown benchmark setting(s) {', '.join(unknown)}; valid: {', '.join(fields)}")
-    values = {**PRESETS[mode], **{k: _coerce(k, v, fields[k].type) for k, v in overrides.items()}}
-    cfg = BenchConfig(mode=mode, **values)
-    bad_parts = sorted(set(cfg.parts) - set(PARTS))
-    if bad_parts:
-        raise ValueError(f"parts {bad_parts} unknown; choose from {', '.join(PARTS)}")
-    if not cfg.devices:
-        cfg.devices = ("cpu", "cuda") if torch.cuda.is_available() else ("cpu",)
-    if "cuda" in cfg.devices and not torch.cuda.is_available():
-        raise ValueError("devices includes 'cuda' but CUDA is not available")
-    cfg.threads = cfg.threads or os.cpu_count() or 1  # Ultralytics' import sets OMP_NUM_THREADS=1; use all cores
-    cfg.name = cfg.name or f"{'-'.join(cfg.devices)}-{mode}"
-    for key in ("threads", "imgsz", "train_batch", "train_imgsz", "rounds", "model_rounds"):
-        if getattr(cfg, key) < 1:
-            raise ValueError(f"{key} must be a positive integer, got {getattr(cfg, key)!r}")
+    """The preset of `mode` (default 'short') with the overrides of `options(argv, FIELDS, ...)`; bad values raise."""
+    mode = overrides.get("mode", "short")
+    if mode not in ("short", "full"):
+        raise ValueError(f"mode must be 'short' or 'full', got {mode!r}")
+    defaults = BenchConfig()
+    given = {key: _coerce(key, value, getattr(defaults, key)) for key, value in overrides.items() if key != "mode"}
+    cfg = BenchConfig(mode=mode, **(SHORT if mode == "short" else {}) | given)
+    if not set(cfg.parts) <= set(PARTS):
+        raise ValueError(f"parts must be among {', '.join(PARTS)}, got {','.join(cfg.parts)}")
+    if min(cfg.rounds, cfg.model_rounds, cfg.imgsz, cfg.train_batch, *cfg.module_batches, *cfg.model_batches) < 1:
+        raise ValueError("rounds, model_rounds, imgsz and batch sizes must be positive")
+    cfg.threads = cfg.threads or os.cpu_count() or 1  # Ultralytics' import sets OMP_NUM_THREADS=1
+    cfg.name = cfg.name or f"cpu-{mode}"
     return cfg
 
 
-def _coerce(key: str, value: object, annotation: str) -> object:
-    """A command-line value ('n,s', 8, 'cpu') as the field's type."""
-    if annotation.startswith("tuple"):
-        try:
-            return tuple(int(i) if "int" in annotation else str(i) for i in listed(value))
-        except (TypeError, ValueError):
-            raise ValueError(f"{key} must be integers separated by commas, got {value!r}") from None
-    if annotation == "Path":
-        return Path(value)
-    if annotation in {"int", "float"}:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ValueError(f"{key} must be a number, got {value!r}")
-        return int(value) if annotation == "int" else float(value)
-    return str(value)
+def _coerce(key: str, value: object, default: object) -> object:
+    """A command-line value ('n,s', 8, 'x') as the type of the field's default."""
+    try:
+        if isinstance(default, tuple):
+            return tuple(type(default[0])(v) for v in listed(value))
+        if isinstance(default, (int, float)) and not isinstance(value, (int, float)):
+            raise TypeError
+        return type(default)(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{key} must be a {type(default).__name__}, got {value!r}") from None
