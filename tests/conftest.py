@@ -11,6 +11,7 @@ from pathlib import Path
 _SANDBOX = Path(tempfile.mkdtemp(prefix="ultralytics-cbam-tests-"))
 os.environ["YOLO_OFFLINE"] = "1"
 os.environ["YOLO_CONFIG_DIR"] = str(_SANDBOX / "config")
+(_SANDBOX / "config").mkdir()  # Ultralytics 8.2/8.3 fall back to /tmp/Ultralytics when its parent is missing
 os.environ.setdefault("ULTRALYTICS_CBAM_AUTOLOAD", "1")
 # Temp files (pytest's tmp_path too) and the caches that torch, matplotlib and others keep in the home folder.
 for _var, _sub in {

@@ -164,6 +164,7 @@ def test_an_older_release_is_a_one_line_error_naming_the_release_needed(monkeypa
 
 @pytest.mark.skipif(not (UL83 / "ultralytics").is_dir(), reason="no Ultralytics 8.3.253 overlay (.ci/run makes it)")
 def test_ultralytics_8_3_gives_the_one_line_error_in_a_fresh_process(coco8_images, tmp_path):
+    (tmp_path / "config").mkdir()  # else 8.3 keeps its settings in /tmp/Ultralytics
     done = console_script(
         "yolo-cbam",
         ["cam", "models=a.pt,b.pt", f"source={coco8_images[0]}"],
