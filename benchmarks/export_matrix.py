@@ -1,6 +1,8 @@
 """Try every Ultralytics export format on a CBAM model and on a stock yolov8n, each export in its own process, offline
 and with auto-install off; run each export with AutoBackend and compare its output with PyTorch's
 (docs/export-formats.md). Compare checkpoints trained alike: an untrained model's output hardly depends on the image.
+Each format's outcome per model, with the settings and the versions of the exporter packages found, is saved to
+`results` (benchmarks/results/exports.json, committed); the ``exports`` block of `readme` is rendered from it.
 
 Usage (from the repository root):
     python -m benchmarks.export_matrix                  # untrained yolov8n-cbam and yolov8n, imgsz 64
@@ -20,8 +22,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.config import listed, options
-from benchmarks.readme_tables import checked, write_block
+from benchmarks.config import RESULTS_DIR, listed, options
+from benchmarks.readme_tables import checked, measure_and_write
+from benchmarks.study_records import versions
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULTS = {
@@ -34,8 +37,19 @@ DEFAULTS = {
     "timeout": 600,  # seconds per export
     "logs": None,  # folder for each export's full log
     "readme": None,  # file whose <!-- exports:start --> block receives the table
+    "results": RESULTS_DIR / "exports.json",
 }
 MISSING = re.compile(r"requirements? (\[.*?\]) not found, AutoUpdate disabled")
+EXPORTERS = ("onnx", "onnxruntime", "onnxslim", "openvino", "coremltools", "tensorrt", "tensorflow", "onnx2tf")
+EXPORTERS += ("ai-edge-litert", "litert-torch", "paddlepaddle", "x2paddle", "MNN", "ncnn", "pnnx", "executorch")
+EXPORTERS += ("coreai-torch", "amd-quark", "dx-com")  # the distributions whose versions the results record
+STATUS = {
+    "runs": "✅ exports and runs; max abs diff vs PyTorch {max_abs_diff:.1e}",
+    "exports": "⚠️ exports; running it here failed ({reason})",
+    "not installed": "➖ not installed here: needs {needs}",
+    "needs GPU": "➖ needs an NVIDIA GPU ({reason})",
+    "failed": "❌ export failed: {reason}",
+}
 
 
 def _image(imgsz: int, path: Path | None):
@@ -120,17 +134,23 @@ def _reason(result: dict, log: str) -> str:
     return error
 
 
-def _status(fmt_row: dict, result: dict, log: str) -> str:
-    missing = sorted({f"`{pkg}`" for found in MISSING.findall(log) for pkg in ast.literal_eval(found)})
+def _outcome(fmt_row: dict, result: dict, log: str) -> dict:
+    """One export's status (a key of STATUS) with its max abs difference, missing packages or reason."""
+    missing = sorted({pkg for found in MISSING.findall(log) for pkg in ast.literal_eval(found)})
     if "max_abs_diff" in result:
-        return f"✅ exports and runs; max abs diff vs PyTorch {result['max_abs_diff']:.1e}"
+        return {"status": "runs", "max_abs_diff": result["max_abs_diff"]}
     if "exported" in result:
-        return f"⚠️ exports; running it here failed ({_reason(result, log)})"
+        return {"status": "exports", "reason": _reason(result, log)}
     if missing:
-        return f"➖ not installed here: needs {', '.join(missing)}"
-    if not fmt_row["CPU"] and fmt_row["GPU"]:
-        return f"➖ needs an NVIDIA GPU ({_reason(result, log)})"
-    return f"❌ export failed: {_reason(result, log)}"
+        return {"status": "not installed", "needs": missing}
+    gpu_only = not fmt_row["CPU"] and fmt_row["GPU"]
+    return {"status": "needs GPU" if gpu_only else "failed", "reason": _reason(result, log)}
+
+
+def status_text(outcome: dict) -> str:
+    """An outcome of `_outcome` as the table shows it."""
+    needs = ", ".join(f"`{pkg}`" for pkg in outcome.get("needs", []))
+    return STATUS[outcome["status"]].format(**{**outcome, "needs": needs})
 
 
 def _try_in_worker(fmt_row: dict, weights: Path, args: dict) -> tuple[dict, str]:
@@ -170,26 +190,35 @@ def run_matrix(models: dict[str, Path], args: dict) -> list[dict]:
     for row in (dict(zip(formats, values, strict=True)) for values in zip(*formats.values(), strict=True)):
         if row["Argument"] == "-" or (only and row["Argument"] not in only):  # "-": the PyTorch checkpoint itself
             continue
-        line = {"format": row["Format"], "argument": row["Argument"]}
+        line = {"format": row["Format"], "argument": row["Argument"], "results": {}}
         for name, weights in models.items():
             t = time.perf_counter()
             result, log = _try_in_worker(row, weights, args)
-            line[name] = _status(row, result, log)
+            line["results"][name] = _outcome(row, result, log)
             if args["logs"]:
                 Path(args["logs"]).mkdir(parents=True, exist_ok=True)
                 (Path(args["logs"]) / f"{row['Argument']}-{name.replace(' ', '-')}.log").write_text(log)
-            print(f"{row['Format']:<22} {name:<14} {line[name]}  ({time.perf_counter() - t:.0f} s)", flush=True)
+            status = status_text(line["results"][name])
+            print(f"{row['Format']:<22} {name:<14} {status}  ({time.perf_counter() - t:.0f} s)", flush=True)
         rows.append(line)
     return rows
 
 
-def markdown(rows: list[dict], models: list[str], note: str) -> str:
+def block(records: dict) -> str:
+    """The doc block, from the records alone: the settings and versions, and the table of outcomes."""
+    v, models = records["versions"], [m["name"] for m in records["models"]]
+    checkpoints = ", ".join(f"{m['name']} {m['weights']}" for m in records["models"])
+    packages = ", ".join(f"{k} {v[k]}" for k in sorted(v, key=str.lower) if k not in ("python", "torch", "ultralytics"))
+    note = (
+        f"Export at imgsz {records['settings']['imgsz']}, CPU, offline; {checkpoints}; ultralytics {v['ultralytics']},"
+        f" torch {v['torch']}, Python {v['python']}; exporter packages installed: {packages or 'none'}."
+    )
     header = ["format", "`format=`", *models]
     lines = [note, "", f"| {' | '.join(header)} |", f"|{' --- |' * len(header)}"]
-    for r in rows:
-        cells = [r["format"], f"`{r['argument']}`", *(r[m].replace("|", "/") for m in models)]
+    for r in records["rows"]:
+        cells = [r["format"], f"`{r['argument']}`", *(status_text(r["results"][m]).replace("|", "/") for m in models)]
         lines.append(f"| {' | '.join(cells)} |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines)
 
 
 def _label(weights: Path) -> str:
@@ -203,15 +232,6 @@ def _described(weights: str | None) -> str:
     return f"`{Path(weights).name}`" if weights else "untrained"
 
 
-def _versions() -> str:
-    import platform
-
-    import torch
-    import ultralytics
-
-    return f"ultralytics {ultralytics.__version__}, torch {torch.__version__}, Python {platform.python_version()}"
-
-
 def _save_untrained(yaml_name: str, path: Path) -> None:
     """A checkpoint of a model built from `yaml_name` (older Ultralytics releases' YOLO.save cannot)."""
     import copy
@@ -222,37 +242,31 @@ def _save_untrained(yaml_name: str, path: Path) -> None:
     torch.save({"model": copy.deepcopy(YOLO(yaml_name).model).half()}, path)
 
 
-def _matrix_table(args: dict, scratch: Path) -> str:
-    """The Markdown table for the models `args` name (untrained ones saved in `scratch`)."""
-    models, keys = {}, ("weights", "stock_weights")
+def measure(args: dict, scratch: Path) -> dict:
+    """The records of the matrix for the models `args` name (untrained ones saved in `scratch`)."""
+    models, described, keys = {}, [], ("weights", "stock_weights")
     for key, yaml, prefix in zip(keys, ("yolov8n-cbam.yaml", "yolov8n.yaml"), ("", "stock "), strict=True):
         path = Path(args[key]).resolve() if args[key] else scratch / Path(yaml).with_suffix(".pt")
         if not args[key]:
             _save_untrained(yaml, path)
-        models[prefix + _label(path)] = path
+        name = prefix + _label(path)
+        models[name] = path
+        described.append({"name": name, "weights": _described(args[key])})
+    settings = {k: args[k] for k in ("imgsz", "data", "formats", "timeout")}
+    settings["image"] = Path(args["image"]).name if args["image"] else None
     rows = run_matrix(models, args)
-    checkpoints = [f"{name} {_described(args[key])}" for name, key in zip(models, keys, strict=True)]
-    note = f"Export at imgsz {args['imgsz']}, CPU, offline; {', '.join(checkpoints)}; {_versions()}."
-    return markdown(rows, list(models), note)
+    return {"settings": settings, "models": described, "versions": versions(*EXPORTERS), "rows": rows}
 
 
 def main(argv: list[str] | None = None) -> str:
-    """Try the formats and print the table; key=value arguments as DEFAULTS names them."""
+    """Try the formats, save the records and write the table from them; key=value arguments as DEFAULTS names them."""
     given = options(argv, [*DEFAULTS, "one", "result"], "benchmarks.export_matrix")
     if "one" in given:  # the worker process of format `one`
         _worker(given)
         return ""
     args = DEFAULTS | given
     readme = checked(args["readme"], "exports")
-    scratch = Path(tempfile.mkdtemp(prefix="export-matrix-"))
-    try:
-        table = _matrix_table(args, scratch)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-    print(table)
-    if readme is not None:
-        write_block(readme, "exports", table.rstrip("\n"))
-    return table
+    return measure_and_write(readme, "exports", block, args["results"], lambda scratch: measure(args, scratch))
 
 
 if __name__ == "__main__":

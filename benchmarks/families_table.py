@@ -1,23 +1,25 @@
-"""Where CBAM sits, and parameters and GFLOPs with and without it, for every family, task and scale of the installed
-Ultralytics: the full table into the ``families`` block of `docs`, YOLOv8's rows into the ``params`` block of
-`params` and, given `readme`, one row per family into its ``families`` block (`None` skips a file).
+"""Where CBAM sits, and parameters and GFLOPs (Ultralytics' own counts) with and without it, for every family, task
+and scale of the installed Ultralytics. The rows, stamped with the versions, are saved to `results`
+(benchmarks/results/families.json, committed); the full table in the ``families`` block of `docs` and YOLOv8's rows in
+the ``params`` block of `params` are rendered from it (`None` skips a file).
 
 Usage (from the repository root):
     python -m benchmarks.families_table               # docs/families.md and docs/parameters.md, GFLOPs at 640
-    python -m benchmarks.families_table scales=n imgsz=320 docs=/tmp/families.md params=None readme=/tmp/README.md
+    python -m benchmarks.families_table scales=n imgsz=320 docs=/tmp/families.md params=None results=/tmp/f.json
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from benchmarks.config import options
-from benchmarks.readme_tables import checked, write_block
+from benchmarks.config import RESULTS_DIR, options
+from benchmarks.readme_tables import checked, write_rendered
+from benchmarks.study_records import save_json, versions
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULTS = {"imgsz": 640, "scales": "nslmx", "docs": ROOT / "docs" / "families.md"}
-DEFAULTS |= {"params": ROOT / "docs" / "parameters.md", "readme": None}
+DEFAULTS |= {"params": ROOT / "docs" / "parameters.md", "results": RESULTS_DIR / "families.json"}
 PARAMS_TASKS = ("detect", "segment", "pose", "obb", "classify")  # the order of docs/parameters.md
 
 
@@ -134,19 +136,6 @@ def full_table(rows: list[Row], imgsz: int) -> str:
     return _table(header, 5, cells)
 
 
-def summary_table(rows: list[Row], imgsz: int) -> str:
-    """One row per family: detection at the first scale measured, and the tasks the family has."""
-    from ultralytics_cbam.cfg.families import families
-
-    cells = []
-    for family, tasks in families().items():
-        r = next((r for r in rows if r.family == family and r.task == "detect"), None)
-        if r is not None:
-            cells.append([r.model, ", ".join(tasks), r.after, *r.params_text, *r.gflops_text(2)])
-    header = ["model", "tasks of the family", "CBAM after stock layers", "params", "with CBAM", f"GFLOPs@{imgsz}"]
-    return _table([*header, "with CBAM"], 4, cells)
-
-
 def params_table(rows: list[Row], imgsz: int) -> str:
     """YOLOv8's rows, task by task: parameters and GFLOPs with and without CBAM."""
     yolov8 = sorted(
@@ -160,20 +149,36 @@ def params_table(rows: list[Row], imgsz: int) -> str:
     return _table([*header, f"YOLOv8-CBAM GFLOPs@{imgsz}", "added GFLOPs"], 6, cells)
 
 
-def main(argv: list[str] | None = None) -> list[Row]:
-    """Build the models and write the tables; key=value arguments as DEFAULTS names them."""
-    from ultralytics import __version__
+def rows_of(records: dict) -> list[Row]:
+    """The saved rows."""
+    return [Row(**{**r, "params": tuple(r["params"]), "gflops": tuple(r["gflops"])}) for r in records["rows"]]
 
+
+def families_block(records: dict) -> str:
+    """The ``families`` block, from the records alone: every row, and the versions measured."""
+    imgsz, v = records["settings"]["imgsz"], records["versions"]
+    made = f"Ultralytics {v['ultralytics']}, torch {v['torch']}, written by `python -m benchmarks.families_table`."
+    return f"{full_table(rows_of(records), imgsz)}\n\n{made}"
+
+
+def params_block(records: dict) -> str:
+    """The ``params`` block, from the records alone."""
+    return params_table(rows_of(records), records["settings"]["imgsz"])
+
+
+BLOCKS = {"docs": ("families", families_block), "params": ("params", params_block)}
+
+
+def main(argv: list[str] | None = None) -> list[Row]:
+    """Build the models, save the rows and write the blocks from them; key=value arguments as DEFAULTS names them."""
     args = DEFAULTS | options(argv, DEFAULTS, "benchmarks.families_table")
-    blocks = {"docs": "families", "params": "params", "readme": "families"}
-    files = {key: checked(args[key], block) for key, block in blocks.items() if args[key] is not None}
-    rows = build_rows(args["imgsz"], str(args["scales"]))
-    imgsz, made = args["imgsz"], f"\n\nUltralytics {__version__}, written by `python -m benchmarks.families_table`."
-    tables = {"docs": full_table(rows, imgsz) + made, "params": params_table(rows, imgsz)}
-    tables["readme"] = summary_table(rows, imgsz) + made
-    for key, path in files.items():
-        write_block(path, blocks[key], tables[key])
-        print(f"{path}: {blocks[key]} block written")
+    files = {key: checked(args[key], name) for key, (name, _) in BLOCKS.items()}
+    imgsz, scales = args["imgsz"], str(args["scales"])
+    rows = build_rows(imgsz, scales)
+    records = {"settings": {"imgsz": imgsz, "scales": scales}, "rows": [asdict(r) for r in rows]}
+    save_json(args["results"], {**records, "versions": versions("ultralytics-thop")})
+    for key, (name, render) in BLOCKS.items():
+        write_rendered(files[key], name, render, args["results"])
     return rows
 
 

@@ -1,24 +1,24 @@
 """How much a freshly inserted CBAM disturbs a trained model: paper initialisation against gentle_init, on coco8
 (docs/gentle-init.md): a yolov8n trained on coco8's training photographs moved into yolov8n-cbam, compared with the
-source before and, given `finetune` epochs, after fine-tuning; the tables go into the ``gentle`` block of `readme`.
+source before and, given `finetune` epochs, after fine-tuning. Every number, with the settings and versions, is saved
+to `results` (benchmarks/results/gentle-init.json, committed); the ``gentle`` block of `readme` is rendered from it.
 
 Usage (from the repository root):
-    python -m benchmarks.gentle_init epochs=60 finetune=10 readme=docs/gentle-init.md
+    python -m benchmarks.gentle_init readme=docs/gentle-init.md  # 60 source epochs, 10 fine-tuning epochs
 """
 
 from __future__ import annotations
 
-import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import torch
 from ultralytics import YOLO
 from ultralytics.nn import tasks
 
-from benchmarks.config import listed, options
-from benchmarks.readme_tables import checked, write_block
+from benchmarks.config import RESULTS_DIR, listed, options
+from benchmarks.readme_tables import checked, measure_and_write
+from benchmarks.study_records import versions
 from ultralytics_cbam.weight_init import gentle_init
 
 COCO8 = Path(__file__).resolve().parents[1] / "tests" / "data" / "coco8"
@@ -29,9 +29,10 @@ DEFAULTS = {
     "epochs": 60,  # of the source model
     "imgsz": 128,
     "gates": (0.9, 0.95, 0.99, 0.999),  # the gentle_init gates compared
-    "finetune": 0,  # fine-tuning epochs of each transplant
+    "finetune": 10,  # fine-tuning epochs of each transplant
     "source": None,  # a trained checkpoint to use instead of training one
     "readme": None,
+    "results": RESULTS_DIR / "gentle-init.json",
 }
 
 
@@ -83,49 +84,71 @@ def predictions(model: YOLO, images: list[Path], imgsz: int) -> torch.Tensor:
     return y[0] if isinstance(y, (list, tuple)) else y
 
 
-def main(argv: list[str] | None = None) -> str:
-    """Measure and print the tables; key=value arguments as DEFAULTS names them."""
-    args = DEFAULTS | options(argv, DEFAULTS, "benchmarks.gentle_init")
+def measure(args: dict, work: Path) -> dict:
+    """Train (or load) the source, move it into yolov8n-cbam with each initialisation and measure; the records."""
     epochs, imgsz, finetune, source = args["epochs"], args["imgsz"], args["finetune"], args["source"]
-    readme = checked(args["readme"], "gentle")
-    work = Path(tempfile.mkdtemp(prefix="gentle-init-"))
-    os.environ.setdefault("YOLO_CONFIG_DIR", str(work / "config"))
+    gates = [float(g) for g in listed(args["gates"])]
     data = dataset(work, REPEATS)
     if source is None:
         YOLO("yolov8n.yaml").train(data=str(data), epochs=epochs, imgsz=imgsz, project=str(work), name="src", **TRAIN)
-        source = work / "src" / "weights" / "last.pt"
-    trained = YOLO(source)
+    weights = work / "src" / "weights" / "last.pt" if source is None else source
+    trained = YOLO(weights)
     images = sorted((data.parent / "images" / "train").glob("*.jpg"))
     pseudo = pseudo_labels(data, trained, imgsz, work / "pseudo")
     ys = predictions(trained, images, imgsz)
 
-    rows = [("source (no CBAM)", trained)]
-    for gate in [None, *map(float, listed(args["gates"]))]:
+    models = [("source (no CBAM)", None, trained)]
+    for gate in [None, *gates]:
         torch.manual_seed(0)
         model = YOLO("yolov8n-cbam.yaml")
         model.model = tasks.DetectionModel("yolov8n-cbam.yaml", nc=trained.model.nc, verbose=False)
-        model.load(source)
+        model.load(weights)
         if gate is not None:
             gentle_init(model, gate=gate, imgsz=imgsz)
-        rows.append(("CBAM, paper init" if gate is None else f"CBAM, gentle_init(gate={gate})", model))
+        models.append(("CBAM, paper init" if gate is None else f"CBAM, gentle_init(gate={gate})", gate, model))
 
-    header = "| model | max Δ class score | mean Δ box (px) | mAP50 (labels) | mAP50 (source's detections) |"
-    lines = [header, "|---|---|---|---|---|"]
-    for name, model in rows:
+    rows = []
+    for name, gate, model in models:
         y = predictions(model, images, imgsz)
-        score, box = (y[:, 4:] - ys[:, 4:]).abs().max().item(), (y[:, :4] - ys[:, :4]).abs().mean().item()
-        labels, agree = map50(model, data, imgsz, work / "val"), map50(model, pseudo, imgsz, work / "val")
-        lines.append(f"| {name} | {score:.3f} | {box:.2f} | {labels:.3f} | {agree:.3f} |")
-    if finetune:
-        lines += ["", f"| model | mAP50 (labels) after {finetune} fine-tuning epochs |", "|---|---|"]
-        for name, model in rows[1:]:
-            model.train(data=str(data), epochs=finetune, imgsz=imgsz, project=str(work), name="ft", **TRAIN)
-            lines.append(f"| {name} | {map50(model, data, imgsz, work / 'val'):.3f} |")
-    print(f"\nsource: yolov8n, {epochs} epochs at {imgsz} px on coco8's training photographs\n")
-    print("\n".join(lines))
-    if readme is not None:
-        write_block(readme, "gentle", "\n".join(lines))
+        rows.append(
+            {
+                "model": name,
+                "gate": gate,
+                "max_score_diff": (y[:, 4:] - ys[:, 4:]).abs().max().item(),
+                "mean_box_diff_px": (y[:, :4] - ys[:, :4]).abs().mean().item(),
+                "map50_labels": map50(model, data, imgsz, work / "val"),
+                "map50_source_detections": map50(model, pseudo, imgsz, work / "val"),
+            }
+        )
+    for row, (_, _, model) in zip(rows[1:], models[1:], strict=True) if finetune else []:
+        model.train(data=str(data), epochs=finetune, imgsz=imgsz, project=str(work), name="ft", **TRAIN)
+        row["map50_labels_finetuned"] = map50(model, data, imgsz, work / "val")
+    source = None if source is None else Path(source).name
+    settings = {"epochs": epochs, "imgsz": imgsz, "gates": gates, "finetune": finetune, "source": source}
+    return {"settings": {**settings, "repeats": REPEATS, "train": TRAIN}, "versions": versions(), "rows": rows}
+
+
+def block(records: dict) -> str:
+    """The doc block, from the records alone: the disturbance table and, after fine-tuning, the mAP50 table."""
+    rows, settings, v = records["rows"], records["settings"], records["versions"]
+    lines = ["| model | max Δ class score | mean Δ box (px) | mAP50 (labels) | mAP50 (source's detections) |"]
+    lines.append("|---|---|---|---|---|")
+    for r in rows:
+        numbers = f"{r['max_score_diff']:.3f} | {r['mean_box_diff_px']:.2f} | {r['map50_labels']:.3f}"
+        lines.append(f"| {r['model']} | {numbers} | {r['map50_source_detections']:.3f} |")
+    if settings["finetune"]:
+        lines += ["", f"| model | mAP50 (labels) after {settings['finetune']} fine-tuning epochs |", "|---|---|"]
+        lines += [f"| {r['model']} | {r['map50_labels_finetuned']:.3f} |" for r in rows[1:]]
+    source = f"`{settings['source']}`" if settings["source"] else f"yolov8n trained {settings['epochs']} epochs"
+    lines += ["", f"Source: {source} at {settings['imgsz']} px; Ultralytics {v['ultralytics']}, torch {v['torch']}."]
     return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> str:
+    """Measure, save the records and write the block from them; key=value arguments as DEFAULTS names them."""
+    args = DEFAULTS | options(argv, DEFAULTS, "benchmarks.gentle_init")
+    readme = checked(args["readme"], "gentle")
+    return measure_and_write(readme, "gentle", block, args["results"], lambda work: measure(args, work))
 
 
 if __name__ == "__main__":

@@ -1,9 +1,10 @@
 """Time the README's quick-start command (stock ``yolo train``, fresh process, offline, fresh settings, datasets and
-runs folders, pinned to `cpus` cores on Linux) and report the mAP50 it reaches; the table goes into the
-``quickstart`` block of `readme`.
+runs folders, pinned to `cpus` cores on Linux) and report the mAP50 it reaches. The run's record (timings, machine,
+mAP50, versions) is saved to `results` (benchmarks/results/quickstart.json, committed); the ``quickstart`` block of
+`readme` is rendered from it. Run it on an otherwise idle machine: the wall time is what it measures.
 
 Usage (from the repository root):
-    python -m benchmarks.quickstart epochs=10 imgsz=128 readme=README.md
+    python -m benchmarks.quickstart readme=README.md  # epochs=10 imgsz=128
 """
 
 from __future__ import annotations
@@ -17,12 +18,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.config import options
-from benchmarks.readme_tables import checked, write_block
+from benchmarks.config import RESULTS_DIR, options
+from benchmarks.readme_tables import checked, write_rendered
 from benchmarks.report import cpu_name
+from benchmarks.study_records import save_json, versions
 
 COMMAND = "yolo train model=yolov8n-cbam.yaml data=cbam-shapes.yaml epochs={epochs} imgsz={imgsz}"
 DEFAULTS = {"epochs": 10, "imgsz": 128, "cpus": 2, "readme": None}  # cpus=0: no pinning
+DEFAULTS["results"] = RESULTS_DIR / "quickstart.json"
 
 
 def _cpu_seconds() -> float:
@@ -58,31 +61,37 @@ def run(epochs: int, imgsz: int, cpus: int) -> dict:
     )
     val = subprocess.run([sys.executable, "-c", code], cwd=sandbox, env=env, capture_output=True, text=True, check=True)
     map50 = float(next(line.split()[1] for line in val.stdout.splitlines() if line.startswith("MAP50")))
+    shutil.rmtree(sandbox, ignore_errors=True)
     times = {"wall_s": wall, "cpu_s": cpu, "load_before": load_before, "load_after": load_after}
-    return {"command": " ".join(["yolo", *command]), "cpus": cpus, **times, "map50": map50}
+    machine = {"cpu": cpu_name(), "cores": cpus or os.cpu_count()}
+    return {"command": " ".join(["yolo", *command]), "cpus": cpus, **machine, **times, "map50": map50}
 
 
 def table(r: dict) -> str:
     """The Markdown table of one run of `run`."""
-    cores = r["cpus"] or os.cpu_count()
     return "\n".join(
         [
             "| command | machine | wall time | CPU time | load avg before/after | mAP50 (best.pt, val) |",
             "| --- | --- | --- | --- | --- | --- |",
-            f"| `{r['command']}` | {cpu_name()}, {cores} cores | {r['wall_s']:.0f} s | {r['cpu_s']:.0f} s "
+            f"| `{r['command']}` | {r['cpu']}, {r['cores']} cores | {r['wall_s']:.0f} s | {r['cpu_s']:.0f} s "
             f"| {r['load_before']:.1f} / {r['load_after']:.1f} | {r['map50']:.3f} |",
         ]
     )
 
 
+def block(records: dict) -> str:
+    """The README block, from the records alone."""
+    return table(records["run"])
+
+
 def main(argv: list[str] | None = None) -> str:
-    """Run the quick-start command and print its table; key=value arguments as DEFAULTS names them."""
+    """Run the quick-start command, save its record and write the table from it; key=value arguments as DEFAULTS
+    names them."""
     args = DEFAULTS | options(argv, DEFAULTS, "benchmarks.quickstart")
     readme = checked(args["readme"], "quickstart")
-    text = table(run(args["epochs"], args["imgsz"], args["cpus"]))
+    save_json(args["results"], {"run": run(args["epochs"], args["imgsz"], args["cpus"]), "versions": versions()})
+    text = write_rendered(readme, "quickstart", block, args["results"])
     print(text)
-    if readme is not None:
-        write_block(readme, "quickstart", text)
     return text
 
 

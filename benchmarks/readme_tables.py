@@ -1,14 +1,18 @@
 """The generated blocks of the documentation, between ``<!-- name:start -->`` and ``<!-- name:end -->`` markers, and
-the benchmark block of benchmarks/README.md, written from saved results."""
+the benchmark block of benchmarks/README.md, written from saved results (benchmarks/results/*.json) alone."""
 
 from __future__ import annotations
 
 import json
 import re
+import shutil
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from benchmarks import report
 from benchmarks.config import RESULTS_DIR
+from benchmarks.study_records import load_json, save_json
 
 PENDING = (
     "No full run is saved yet: `python -m benchmarks.run mode=full` writes `benchmarks/results/cpu-full.json`, then"
@@ -39,6 +43,38 @@ def write_block(readme: Path, name: str, content: str) -> None:
     check_block(readme, name)
     block = f"<!-- {name}:start -->\n{content}\n<!-- {name}:end -->"
     readme.write_text(_block(name).sub(lambda _: block, readme.read_text()))
+
+
+def block_content(readme: Path, name: str) -> str:
+    """What lies between the file's ``<!-- {name}:start -->`` and ``<!-- {name}:end -->`` markers."""
+    check_block(readme, name)
+    start, end = f"<!-- {name}:start -->\n", f"\n<!-- {name}:end -->"
+    return readme.read_text().split(start, 1)[1].split(end, 1)[0]
+
+
+def write_rendered(readme: Path | None, name: str, render: Callable[[dict], str], results: Path) -> str:
+    """`render` of the records saved in `results` (read back from the file, as a test rebuilds the block from the
+    committed one), written into the file's block `name` unless `readme` is None; returns the block."""
+    content = render(load_json(results))
+    if readme is not None:
+        write_block(readme, name, content)
+        print(f"{readme}: {name} block written from {results}")
+    return content
+
+
+def measure_and_write(
+    readme: Path | None, name: str, render: Callable[[dict], str], results: Path, measure: Callable[[Path], dict]
+) -> str:
+    """Run `measure` in a scratch folder (removed afterwards), save its records to `results` and write the block
+    `name` from them (`write_rendered`); returns and prints the block."""
+    scratch = Path(tempfile.mkdtemp(prefix=f"{name}-"))
+    try:
+        save_json(results, measure(scratch))
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    text = write_rendered(readme, name, render, results)
+    print(text)
+    return text
 
 
 def update_readme(readme: Path, results: Path, *elsewhere: Path) -> None:

@@ -1,26 +1,52 @@
-"""Run records of the studies: every finished run of an `ablate` grid (its settings, metrics and cost) in one JSON file
-that is committed beside the study's script, so that a later checkout resumes the grid from it and the study's
-tables are rebuilt from it alone."""
+"""Raw records of the measurements behind the generated doc blocks, one JSON file each in benchmarks/results, which is
+committed beside the scripts: a block is rendered from its file alone, so a test rebuilds it without measuring. For the
+studies: every finished run of an `ablate` grid (its settings, metrics and cost), so that a later checkout also resumes
+the grid from it."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
+
+
+def load_json(file: Path) -> dict:
+    """The saved records of `file`."""
+    return json.loads(Path(file).read_text(encoding="utf-8"))
+
+
+def save_json(file: Path, records: dict) -> None:
+    """Write the records with sorted keys, one item a line, so that a diff shows what changed."""
+    Path(file).parent.mkdir(parents=True, exist_ok=True)
+    Path(file).write_text(json.dumps(records, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def versions(*packages: str) -> dict[str, str]:
+    """The versions of Python, torch and Ultralytics (as imported, also from an overlay) and of those of the
+    distributions `packages` that are installed: the stamp of a measurement."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    import torch
+    import ultralytics
+
+    found = {"python": platform.python_version(), "torch": torch.__version__, "ultralytics": ultralytics.__version__}
+    for name in packages:
+        with contextlib.suppress(PackageNotFoundError):
+            found[name] = version(name)
+    return found
 
 
 def load_records(file: Path) -> dict:
     """The committed records: {'models': variant -> model YAML, 'runs': [{'variant', 'seed', 'settings', 'record',
     'profile'}]} (an empty set where the file does not exist yet)."""
-    if not Path(file).exists():
-        return {"models": {}, "runs": []}
-    return json.loads(Path(file).read_text(encoding="utf-8"))
+    return load_json(file) if Path(file).exists() else {"models": {}, "runs": []}
 
 
 def save_records(file: Path, records: dict) -> None:
     """Write the records, runs sorted by variant and seed, so that a diff shows only new runs."""
     records["runs"].sort(key=lambda r: (r["variant"], r["seed"]))
-    Path(file).parent.mkdir(parents=True, exist_ok=True)
-    Path(file).write_text(json.dumps(records, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    save_json(file, records)
 
 
 def harvest(records: dict, save_dir: Path) -> int:

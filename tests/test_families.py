@@ -188,19 +188,13 @@ def first_tensor(out) -> torch.Tensor:
 
 
 @pytest.mark.skipif("yolov8" not in FAMILIES, reason="this Ultralytics ships no YOLOv8 family")
-def test_families_table_row(tmp_path):
+def test_families_table_row():
     from benchmarks import families_table
 
     row = families_table.measure("yolov8", "detect", "n", imgsz=64)
     assert row.after == "2 C2f, 4 C2f, 6 C2f, 9 SPPF"  # the article's places
     assert row.params[1] - row.params[0] == sum(cbam_params(c) for c in (32, 64, 128, 256))
     assert row.gflops[1] > row.gflops[0] > 0
-    readme = tmp_path / "README.md"
-    readme.write_text("# x\n\n<!-- families:start -->\nold\n<!-- families:end -->\n")
-    families_table.write_block(readme, "families", families_table.summary_table([row], 64))
-    assert f"| yolov8n | {', '.join(FAMILIES['yolov8'])} | 2 C2f, 4 C2f, 6 C2f, 9 SPPF | {row.params[0]:,} |" in (
-        readme.read_text()
-    )
 
 
 def captured(records: list[str]):
