@@ -4,8 +4,7 @@ offline, each in its own folder holding the inputs it names, all in one fresh pr
 The inputs: `yolov8n.pt` (a stock yolov8n), `runs/detect/train/weights/best.pt` (a CBAM model where the example shows
 attention maps, a stock one where it adds CBAM), `my-model.yaml` (a stock YAML), coco8 photographs under `path/to/...`,
 and coco8 in Ultralytics' datasets folder, as a first download leaves it. Training is shortened (1 epoch at 64 px on a
-quarter of the images, without `compile`); everything else runs as written. A block that cannot run offline is left
-out only where its first line in the README says so: `# online only: <why>`."""
+quarter of the images, without `compile`); everything else runs as written."""
 
 from __future__ import annotations
 
@@ -22,7 +21,6 @@ from helpers import save_checkpoint
 from ultralytics import YOLO
 
 README = Path(__file__).resolve().parents[1] / "README.md"
-ONLINE_ONLY = "# online only:"
 CLI_COMMANDS = ("add", "visualize", "cam")  # the yolo-cbam commands that run in seconds; ablate trains for long
 
 # One fresh process runs every example, each in its own folder with fresh globals, and writes what each raised.
@@ -114,8 +112,6 @@ def runs(datasets, stock_weights, trained_cbam, coco8_images, tmp_path_factory) 
     examples = []
     for kind, items in (("python", BLOCKS), ("cli", LINES)):
         for line, payload in items:
-            if payload.lstrip().startswith(ONLINE_ONLY):
-                continue
             cwd = tmp_path_factory.mktemp(f"readme-{kind}-line{line}")
             make_inputs(cwd, payload, stock_weights, trained_cbam, coco8_images[:2])
             if kind == "python":
@@ -157,9 +153,6 @@ def skip_if_newer_than_installed(line: int, text: str) -> None:
 
 @pytest.mark.parametrize(("line", "code"), BLOCKS, ids=[f"line{n}" for n, _ in BLOCKS])
 def test_python_block_runs(line, code, runs):
-    first = code.lstrip().splitlines()[0]
-    if first.startswith(ONLINE_ONLY):
-        pytest.skip(f"README line {line} needs a connection:{first.removeprefix(ONLINE_ONLY)}")
     skip_if_newer_than_installed(line, code)
     _, error = runs[f"python-{line}"]
     assert error is None, f"README line {line}:\n{code}\n{error}"

@@ -17,7 +17,6 @@ import os
 import re
 from pathlib import Path
 
-from ultralytics_cbam.insert import default_cbam_yaml
 from ultralytics_cbam.utils.names import scale_free, with_scale
 
 __all__ = ("SUFFIX", "cbam_yaml", "families", "generated_yaml", "scaled_name", "stock_yamls")
@@ -138,4 +137,6 @@ def generated_yaml(stock: str) -> Path:
 
 @functools.lru_cache
 def _text(stock: Path) -> str:
+    from ultralytics_cbam.insert import default_cbam_yaml  # loaded only to generate: start-up imports this module
+
     return default_cbam_yaml(stock)
