@@ -15,7 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from benchmarks.config import listed, options
+from benchmarks.config import options
 from benchmarks.readme_figures import FIGURES, save_small_png
 
 WIDTH, COLORS = 800, 112  # of the saved figure: width in pixels, palette size
@@ -40,15 +40,6 @@ def train_example_model(data: str, epochs: int, imgsz: int, project: Path) -> Pa
     return project / "train" / "weights" / "best.pt"
 
 
-def first_val_image(data: str) -> Path:
-    """The first image of the dataset's validation split."""
-    from ultralytics.data.utils import IMG_FORMATS, check_det_dataset
-
-    folders = check_det_dataset(data)["val"]
-    images = (p for f in listed(folders) for p in Path(f).rglob("*") if p.suffix[1:].lower() in IMG_FORMATS)
-    return min(images)
-
-
 def enlarged(image: np.ndarray, width: int, imgsz: int) -> np.ndarray:
     """`image` enlarged by a whole factor (pixels repeated) so that its grid is drawn at least `width` px wide, where
     Ultralytics' letterbox then gives the model the same input; else `image` unchanged."""
@@ -65,13 +56,14 @@ def enlarged(image: np.ndarray, width: int, imgsz: int) -> np.ndarray:
 
 def main(argv: list[str] | None = None) -> Path:
     """Write the figure; key=value arguments as DEFAULTS names them."""
+    from ultralytics_cbam.ablation.runner import validation_images
     from ultralytics_cbam.visualization.attention_maps import visualize
 
     args = DEFAULTS | options(argv, DEFAULTS, "benchmarks.attention_figure")
     out, imgsz = Path(args["out"]), args["imgsz"]
     with tempfile.TemporaryDirectory() as tmp:
         model = args["model"] or train_example_model(args["data"], args["epochs"], imgsz, Path(tmp))
-        image = enlarged(cv2.imread(str(args["image"] or first_val_image(args["data"]))), WIDTH, imgsz)
+        image = enlarged(cv2.imread(str(args["image"] or validation_images(args["data"], 1)[0])), WIDTH, imgsz)
         (maps,) = visualize(model, source=image, imgsz=imgsz, normalize=True, project=tmp, name="figure")
         save_small_png(cv2.imread(str(maps.files[0])), out, WIDTH, COLORS)
     print(f"saved {out} ({out.stat().st_size / 1024:.0f} KB)")

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from benchmarks.config import RESULTS_DIR, listed, options
-from benchmarks.readme_tables import checked, measure_and_write
+from benchmarks.readme_tables import checked, markdown_table, measure_and_write
 from benchmarks.study_records import versions
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -213,12 +213,11 @@ def block(records: dict) -> str:
         f"Export at imgsz {records['settings']['imgsz']}, CPU, offline; {checkpoints}; ultralytics {v['ultralytics']},"
         f" torch {v['torch']}, Python {v['python']}; exporter packages installed: {packages or 'none'}."
     )
-    header = ["format", "`format=`", *models]
-    lines = [note, "", f"| {' | '.join(header)} |", f"|{' --- |' * len(header)}"]
-    for r in records["rows"]:
-        cells = [r["format"], f"`{r['argument']}`", *(status_text(r["results"][m]).replace("|", "/") for m in models)]
-        lines.append(f"| {' | '.join(cells)} |")
-    return "\n".join(lines)
+    rows = [
+        [r["format"], f"`{r['argument']}`", *(status_text(r["results"][m]).replace("|", "/") for m in models)]
+        for r in records["rows"]
+    ]
+    return "\n".join([note, "", *markdown_table(["format", "`format=`", *models], rows)])
 
 
 def _label(weights: Path) -> str:

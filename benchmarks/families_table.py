@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from benchmarks.config import RESULTS_DIR, options
-from benchmarks.readme_tables import checked, write_rendered
+from benchmarks.readme_tables import checked, markdown_table, write_rendered
 from benchmarks.study_records import save_json, versions
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -119,12 +119,6 @@ def build_rows(imgsz: int = 640, scales: str = "nslmx") -> list[Row]:
     return [measure(*case, imgsz) for case in TQDM(cases, desc="Building models")]
 
 
-def _table(header: list[str], numeric: int, rows: list[list[str]]) -> str:
-    """A Markdown table whose last `numeric` columns are right-aligned."""
-    align = "|" + "|".join(["---"] * (len(header) - numeric) + ["--:"] * numeric) + "|"
-    return "\n".join([f"| {' | '.join(header)} |", align, *(f"| {' | '.join(cells)} |" for cells in rows)])
-
-
 def full_table(rows: list[Row], imgsz: int) -> str:
     """Every row, grouped by family and task: CBAM's places once per group."""
     cells, previous = [], None
@@ -133,7 +127,7 @@ def full_table(rows: list[Row], imgsz: int) -> str:
         previous = (r.family, r.task, r.after)
         cells.append([f"{r.model} ({r.task})", after, *r.params_text, r.added, *r.gflops_text(2)])
     header = ["model", "CBAM after stock layers", "params", "with CBAM", "added", f"GFLOPs@{imgsz}", "with CBAM"]
-    return _table(header, 5, cells)
+    return "\n".join(markdown_table(header, cells, right=5))
 
 
 def params_table(rows: list[Row], imgsz: int) -> str:
@@ -146,7 +140,7 @@ def params_table(rows: list[Row], imgsz: int) -> str:
         for r in yolov8
     ]
     header = ["task", "scale", "YOLOv8 params", "YOLOv8-CBAM params", "added params", f"YOLOv8 GFLOPs@{imgsz}"]
-    return _table([*header, f"YOLOv8-CBAM GFLOPs@{imgsz}", "added GFLOPs"], 6, cells)
+    return "\n".join(markdown_table([*header, f"YOLOv8-CBAM GFLOPs@{imgsz}", "added GFLOPs"], cells, right=6))
 
 
 def rows_of(records: dict) -> list[Row]:

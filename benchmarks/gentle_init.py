@@ -17,7 +17,7 @@ from ultralytics import YOLO
 from ultralytics.nn import tasks
 
 from benchmarks.config import RESULTS_DIR, listed, options
-from benchmarks.readme_tables import checked, measure_and_write
+from benchmarks.readme_tables import checked, markdown_table, measure_and_write
 from benchmarks.study_records import versions
 from ultralytics_cbam.weight_init import gentle_init
 
@@ -131,14 +131,16 @@ def measure(args: dict, work: Path) -> dict:
 def block(records: dict) -> str:
     """The doc block, from the records alone: the disturbance table and, after fine-tuning, the mAP50 table."""
     rows, settings, v = records["rows"], records["settings"], records["versions"]
-    lines = ["| model | max Δ class score | mean Δ box (px) | mAP50 (labels) | mAP50 (source's detections) |"]
-    lines.append("|---|---|---|---|---|")
-    for r in rows:
-        numbers = f"{r['max_score_diff']:.3f} | {r['mean_box_diff_px']:.2f} | {r['map50_labels']:.3f}"
-        lines.append(f"| {r['model']} | {numbers} | {r['map50_source_detections']:.3f} |")
+    columns = {
+        "model": "{model}",
+        "max Δ class score": "{max_score_diff:.3f}",
+        "mean Δ box (px)": "{mean_box_diff_px:.2f}",
+    }
+    columns |= {"mAP50 (labels)": "{map50_labels:.3f}", "mAP50 (source's detections)": "{map50_source_detections:.3f}"}
+    lines = markdown_table(list(columns), [[cell.format(**r) for cell in columns.values()] for r in rows])
     if settings["finetune"]:
-        lines += ["", f"| model | mAP50 (labels) after {settings['finetune']} fine-tuning epochs |", "|---|---|"]
-        lines += [f"| {r['model']} | {r['map50_labels_finetuned']:.3f} |" for r in rows[1:]]
+        header = ["model", f"mAP50 (labels) after {settings['finetune']} fine-tuning epochs"]
+        lines += ["", *markdown_table(header, [[r["model"], f"{r['map50_labels_finetuned']:.3f}"] for r in rows[1:]])]
     source = f"`{settings['source']}`" if settings["source"] else f"yolov8n trained {settings['epochs']} epochs"
     lines += ["", f"Source: {source} at {settings['imgsz']} px; Ultralytics {v['ultralytics']}, torch {v['torch']}."]
     return "\n".join(lines)

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from benchmarks.config import RESULTS_DIR, options
-from benchmarks.readme_tables import checked, write_rendered
+from benchmarks.readme_tables import checked, markdown_table, write_rendered
 from benchmarks.report import cpu_name
 from benchmarks.study_records import save_json, versions
 
@@ -67,21 +67,14 @@ def run(epochs: int, imgsz: int, cpus: int) -> dict:
     return {"command": " ".join(["yolo", *command]), "cpus": cpus, **machine, **times, "map50": map50}
 
 
-def table(r: dict) -> str:
-    """The Markdown table of one run of `run`."""
-    return "\n".join(
-        [
-            "| command | machine | wall time | CPU time | load avg before/after | mAP50 (best.pt, val) |",
-            "| --- | --- | --- | --- | --- | --- |",
-            f"| `{r['command']}` | {r['cpu']}, {r['cores']} cores | {r['wall_s']:.0f} s | {r['cpu_s']:.0f} s "
-            f"| {r['load_before']:.1f} / {r['load_after']:.1f} | {r['map50']:.3f} |",
-        ]
-    )
-
-
 def block(records: dict) -> str:
     """The README block, from the records alone."""
-    return table(records["run"])
+    r = records["run"]
+    header = ["command", "machine", "wall time", "CPU time", "load avg before/after", "mAP50 (best.pt, val)"]
+    times = [f"{r['wall_s']:.0f} s", f"{r['cpu_s']:.0f} s", f"{r['load_before']:.1f} / {r['load_after']:.1f}"]
+    return "\n".join(
+        markdown_table(header, [[f"`{r['command']}`", f"{r['cpu']}, {r['cores']} cores", *times, f"{r['map50']:.3f}"]])
+    )
 
 
 def main(argv: list[str] | None = None) -> str:

@@ -1,23 +1,15 @@
-"""The generated blocks of the documentation, between ``<!-- name:start -->`` and ``<!-- name:end -->`` markers, and
-the benchmark block of benchmarks/README.md, written from saved results (benchmarks/results/*.json) alone."""
+"""The generated blocks of the documentation, between ``<!-- name:start -->`` and ``<!-- name:end -->`` markers,
+written from saved records (benchmarks/results/*.json) alone, and the Markdown tables in them."""
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from benchmarks import report
-from benchmarks.config import RESULTS_DIR
 from benchmarks.study_records import load_json, save_json
-
-PENDING = (
-    "No full run is saved yet: `python -m benchmarks.run mode=full` writes `benchmarks/results/cpu-full.json`, then"
-    " `python -m benchmarks.summary` puts its summary here."
-)
 
 
 def _block(name: str) -> re.Pattern:
@@ -77,21 +69,7 @@ def measure_and_write(
     return text
 
 
-def update_readme(readme: Path, results: Path, *elsewhere: Path) -> None:
-    """Replace the file's benchmark block with the summary of the results JSON `results`, followed by the speed
-    targets of each results JSON in `elsewhere` (the same benchmark on other machines)."""
-    runs = []
-    for path in (results, *elsewhere):
-        try:
-            runs.append(json.loads(path.read_text()))
-            content = report.summary(*runs)
-        except (ValueError, KeyError) as err:  # json.JSONDecodeError is a ValueError
-            raise ValueError(f"{path} is not a benchmark results file of benchmarks.run: {err!r}") from err
-    write_block(readme, "benchmark", content)
-
-
-def default_results() -> list[Path]:
-    """The full CPU runs saved in benchmarks/results: cpu-full.json, then those of other machines, cpu-full-*.json;
-    an empty list where there is no cpu-full.json."""
-    first = RESULTS_DIR / "cpu-full.json"
-    return [first, *sorted(RESULTS_DIR.glob("cpu-full-*.json"))] if first.is_file() else []
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]], right: int = 0) -> list[str]:
+    """The lines of a Markdown table: the header, the rule (the last `right` columns right-aligned) and the rows."""
+    rule = "|" + "---|" * (len(header) - right) + "--:|" * right
+    return [f"| {' | '.join(header)} |", rule, *(f"| {' | '.join(map(str, row))} |" for row in rows)]

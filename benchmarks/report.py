@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.module_bench import MLP_FORMS, POOLS, REFERENCE_FORWARD
+from benchmarks.readme_tables import markdown_table
 
 # Limits of the ratios ours / theirs, on CPU. Module level: against timm's CbamModule at every shape. Model level,
 # yolov8n-cbam / yolov8n: eager by batch size, the other kinds at every batch size.
@@ -151,7 +152,7 @@ def _table(title: str, header: str, rows: list[str], *notes: str) -> list[str]:
     if not rows:
         return []
     lines = [f"## {title}", "", *(line for note in notes for line in (note, ""))]
-    return [*lines, f"| {header} |", "|" + "---|" * (header.count(" | ") + 1), *(f"| {row} |" for row in rows), ""]
+    return [*lines, *markdown_table(header.split(" | "), [row.split(" | ") for row in rows]), ""]
 
 
 def _size(shape: list[int]) -> str:

@@ -11,13 +11,39 @@ Usage (from the repository root):
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from benchmarks import report
-from benchmarks.config import listed, options
-from benchmarks.readme_tables import PENDING, default_results, update_readme
+from benchmarks.config import RESULTS_DIR, listed, options
+from benchmarks.readme_tables import write_block
+
+PENDING = (
+    "No full run is saved yet: `python -m benchmarks.run mode=full` writes `benchmarks/results/cpu-full.json`, then"
+    " `python -m benchmarks.summary` puts its summary here."
+)
 
 DEFAULTS = {"results": None, "readme": Path(__file__).resolve().parent / "README.md", "rewrite": False}
+
+
+def update_readme(readme: Path, results: Path, *elsewhere: Path) -> None:
+    """Replace the file's benchmark block with the summary of the results JSON `results`, followed by the speed
+    targets of each results JSON in `elsewhere` (the same benchmark on other machines)."""
+    runs = []
+    for path in (results, *elsewhere):
+        try:
+            runs.append(json.loads(path.read_text()))
+            content = report.summary(*runs)
+        except (ValueError, KeyError) as err:  # json.JSONDecodeError is a ValueError
+            raise ValueError(f"{path} is not a benchmark results file of benchmarks.run: {err!r}") from err
+    write_block(readme, "benchmark", content)
+
+
+def default_results() -> list[Path]:
+    """The full CPU runs saved in benchmarks/results: cpu-full.json, then those of other machines, cpu-full-*.json;
+    an empty list where there is no cpu-full.json."""
+    first = RESULTS_DIR / "cpu-full.json"
+    return [first, *sorted(RESULTS_DIR.glob("cpu-full-*.json"))] if first.is_file() else []
 
 
 def main(argv: list[str] | None = None) -> None:

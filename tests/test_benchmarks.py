@@ -19,7 +19,7 @@ import pytest
 import torch
 from helpers import save_checkpoint
 
-from benchmarks import readme_tables, report
+from benchmarks import readme_tables, report, summary
 from benchmarks.config import RESULTS_DIR, build_config
 from benchmarks.timing import interleaved, paired_ratio
 
@@ -141,7 +141,7 @@ def test_readme_block_summarises_the_runs_of_each_machine(tmp_path):
         path.write_text(json.dumps(run))
     readme = tmp_path / "README.md"
     readme.write_text("intro\n<!-- benchmark:start -->\nold\n<!-- benchmark:end -->\noutro\n")
-    readme_tables.update_readme(readme, *paths)
+    summary.update_readme(readme, *paths)
     text = readme.read_text()
     assert text.startswith("intro\n<!-- benchmark:start -->\nTest CPU, 2 logical CPUs, torch threads: 2; torch 2.x,")
     assert text.endswith("<!-- benchmark:end -->\noutro\n") and "old" not in text
@@ -162,10 +162,10 @@ def test_bad_results_or_a_readme_without_the_block_are_refused_and_the_readme_ke
     bad.write_text(content)
     readme.write_text("intro\n<!-- benchmark:start -->\nold\n<!-- benchmark:end -->\n")
     with pytest.raises(ValueError, match=r"cpu-full-other\.json is not a benchmark results file"):
-        readme_tables.update_readme(readme, good, bad)
+        summary.update_readme(readme, good, bad)
     readme.write_text("no block here\n")
     with pytest.raises(ValueError, match=r"README\.md has no"):
-        readme_tables.update_readme(readme, good)
+        summary.update_readme(readme, good)
     assert readme.read_text() == "no block here\n"
 
 
@@ -243,7 +243,7 @@ def test_readme_block_is_the_one_summary_writes_from_the_saved_results(tmp_path)
     readme, copy = BENCHMARKS / "README.md", tmp_path / "README.md"
     copy.write_text(readme.read_text())
     readme_tables.write_block(copy, "benchmark", "old")
-    assert [p.name for p in readme_tables.default_results()][:1] == ["cpu-full.json"]
+    assert [p.name for p in summary.default_results()][:1] == ["cpu-full.json"]
     summary.main([f"readme={copy}"])
     assert copy.read_text() == readme.read_text()
 
