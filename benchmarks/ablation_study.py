@@ -21,22 +21,10 @@ Usage:
 
 from __future__ import annotations
 
-import os
-import sys
 from pathlib import Path
 
-from benchmarks.study_records import (
-    harvest,
-    load_records,
-    restore,
-    save_records,
-    study_args,
-    summary,
-    variants_in,
-    write_plot,
-)
-
-os.environ.setdefault("YOLO_OFFLINE", "1")
+from benchmarks.readme_figures import FIGURES
+from benchmarks.study_records import COMMAND, Study, image, save_figure, study_defaults, table, variants_in, write_plot
 
 ROOT = Path(__file__).resolve().parents[1]
 FIRST = "baseline,neck-only,se,cbam"
@@ -45,33 +33,17 @@ ORDER = "baseline,se,cbam,cbam+gentle,neck,neck-only,channel,spatial,r8,k3,basel
 DECIDE, REFERENCE = "neck-only", "baseline"
 CAM_VARIANTS = ("baseline", "se", "cbam", "neck-only")
 SETTINGS = {"data": "cbam-shapes.yaml", "base": "yolov8n.yaml", "epochs": 30, "imgsz": 128}
-COMMAND = "yolo-cbam ablate data={data} base={base} variants={variants} seeds={seeds} epochs={epochs} imgsz={imgsz}"
-DEFAULTS = {
-    **SETTINGS,
-    "seeds": 3,
-    "max_seeds": 10,
-    "name": "ablation-study",
-    "project": None,
-    "records": ROOT / "benchmarks" / "results" / "ablation-study.json",
-    "readme": None,
-    "figure": ROOT / "benchmarks" / "figures" / "ablation.png",
-    "cam": ROOT / "benchmarks" / "figures" / "ablation-cam.png",
-    "cam_image": 0,
-    "train": True,
-}
-
-
-# --- the decision ------------------------------------------------------------------------------------------------
+DEFAULTS = study_defaults(
+    "ablation-study", FIGURES / "ablation.png", SETTINGS, max_seeds=10, cam=FIGURES / "ablation-cam.png", cam_image=0
+)
 
 
 def comparison(records: dict) -> dict:
     """`ablation_stats.compare` of DECIDE with REFERENCE on mAP50-95, over the seeds both have."""
     from ultralytics_cbam.ablation.stats import compare
 
-    by = {
-        v: {r["seed"]: r["record"]["map50_95"] for r in records["runs"] if r["variant"] == v}
-        for v in (DECIDE, REFERENCE)
-    }
+    runs = records["runs"]
+    by = {v: {r["seed"]: r["record"]["map50_95"] for r in runs if r["variant"] == v} for v in (DECIDE, REFERENCE)}
     return compare(by[DECIDE], by[REFERENCE])
 
 
@@ -104,37 +76,21 @@ def decision_text(records: dict, max_seeds: int) -> str:
     return f"{head}: undecided ({decision_note(result)}); the study's limit is {max_seeds} seeds, so it stopped."
 
 
-# --- the README block --------------------------------------------------------------------------------------------
-
-
 def block(records: dict, settings: dict, figure: Path, readme: Path, cam: Path | None = None) -> str:
     """The README block, from the records alone: the command, the table, the decision and the figures."""
-    from ultralytics_cbam.ablation.report import markdown_table
-    from ultralytics_cbam.ablation.variants import Variant
-
-    order = variants_in(records, ORDER.split(","))
-    descriptions = {v: Variant.parse(v).describe(settings["base"]) for v in order}
     command = COMMAND.format(**{**settings, "variants": "<variant>", "seeds": "<its seeds>"})
-    table = markdown_table(summary(records, order), descriptions).strip()
-    parts = [f"Each row: `{command}`.", table, decision_text(records, settings["max_seeds"])]
-    missing = [v for v in ORDER.split(",") if v not in order]
-    if missing:
+    parts = [f"Each row: `{command}`.", table(records, ORDER, settings["base"])]
+    parts.append(decision_text(records, settings["max_seeds"]))
+    if missing := [v for v in ORDER.split(",") if v not in variants_in(records, ORDER)]:
         parts[-1] += f" Not trained yet: {', '.join(missing)} (the same command trains them)."
-    link = os.path.relpath(figure, readme.parent).replace(os.sep, "/")
-    parts.append(f"![Paired differences of mAP50-95 and mAP50-95 against latency]({link})")
+    parts.append(image("Paired differences of mAP50-95 and mAP50-95 against latency", figure, readme))
     if cam is not None and cam.exists():
-        link = os.path.relpath(cam, readme.parent).replace(os.sep, "/")
-        parts.append(f"![LayerCAM of baseline, se, cbam and neck-only on one validation image]({link})")
+        parts.append(image("LayerCAM of baseline, se, cbam and neck-only on one validation image", cam, readme))
     return "\n\n".join(parts)
 
 
-def write_cam(save_dir: Path, data: str, index: int, file: Path) -> bool:
+def write_cam(save_dir: Path, data: str, index: int, file: Path) -> None:
     """LayerCAM of CAM_VARIANTS (seed 0) side by side on one validation image, where this checkout has their weights."""
-    import tempfile
-
-    import cv2
-
-    from benchmarks.readme_figures import save_small_png
     from ultralytics_cbam.ablation.runner import validation_images
     from ultralytics_cbam.ablation.variants import slug
     from ultralytics_cbam.integration.compat import check_layercam
@@ -145,50 +101,26 @@ def write_cam(save_dir: Path, data: str, index: int, file: Path) -> bool:
         check_layercam()
     except ImportError as e:
         print(f"no CAM figure: {e}")
-        return False
-    if not all(f.is_file() for f in models.values()):
-        return False
-    image = validation_images(data, index + 1)[index]
-    with tempfile.TemporaryDirectory() as tmp:
-        (figure,) = cam_figures(models, [image], Path(tmp), device="cpu")
-        save_small_png(cv2.imread(str(figure)), file, width=900, colors=128)
-    return True
-
-
-# --- main --------------------------------------------------------------------------------------------------------
+        return
+    if all(f.is_file() for f in models.values()):
+        image_file = validation_images(data, index + 1)[index]
+        save_figure(lambda tmp: cam_figures(models, [image_file], tmp, device="cpu")[0], file, colors=128)
 
 
 def main(argv: list[str] | None = None) -> dict:
     """Run or resume the study and write the README block; returns the records."""
-    from benchmarks.readme_tables import check_block, write_block
-    from ultralytics_cbam.ablation.runner import ablate, grid_dir
-
-    args, extra = study_args(sys.argv[1:] if argv is None else argv, DEFAULTS, ("records", "readme", "figure", "cam"))
-    if args["readme"] is not None:
-        check_block(args["readme"], "ablation")  # before the grid, not after it
-    records = load_records(args["records"])
-    common = {k: args[k] for k in SETTINGS} | {"name": args["name"], "project": args["project"], **extra}
-    save_dir = grid_dir(args["project"], args["name"], resume=True)
-    if harvest(records, save_dir):  # runs of an interrupted step
-        save_records(args["records"], records)
+    study = Study("ablation", DEFAULTS, argv)
+    args, records = study.args, study.records
     if args["train"]:
-        restore(records, save_dir)
-
-        def step(variants: str, seeds: int | list[int]) -> None:
-            if not variants:
-                return
-            harvest(records, ablate(variants=variants, seeds=seeds, **common).save_dir)
-            save_records(args["records"], records)
-
-        step(FIRST, args["seeds"])
+        settings = {k: args[k] for k in SETTINGS}
+        study.step(FIRST, seeds=args["seeds"], **settings)
         while (state := decision(records, args["max_seeds"]))[0] == "more":
-            step(f"{REFERENCE},{DECIDE},se", state[1])
-        step(REST, args["seeds"])
+            study.step(f"{REFERENCE},{DECIDE},se", seeds=state[1], **settings)
+        study.step(REST, seeds=args["seeds"], **settings)
     if args["readme"] is not None:
-        write_plot(records, ORDER.split(","), args["figure"])
-        write_cam(save_dir, args["data"], args["cam_image"], args["cam"])
-        write_block(args["readme"], "ablation", block(records, args, args["figure"], args["readme"], args["cam"]))
-        print(f"{args['readme']}: ablation block written from {args['records']}")
+        write_plot(records, ORDER, args["figure"])
+        write_cam(study.save_dir, args["data"], args["cam_image"], args["cam"])
+        study.write(block(records, args, args["figure"], args["readme"], args["cam"]))
     return records
 
 

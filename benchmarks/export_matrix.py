@@ -23,8 +23,7 @@ import time
 from pathlib import Path
 
 from benchmarks.config import RESULTS_DIR, listed, options
-from benchmarks.readme_tables import checked, markdown_table, measure_and_write
-from benchmarks.study_records import versions
+from benchmarks.readme_tables import checked, markdown_table, measure_and_write, versions
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULTS = {

@@ -14,8 +14,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from benchmarks.config import RESULTS_DIR, options
-from benchmarks.readme_tables import checked, markdown_table, write_rendered
-from benchmarks.study_records import save_json, versions
+from benchmarks.readme_tables import checked, markdown_table, save_json, versions, write_rendered
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULTS = {"imgsz": 640, "scales": "nslmx", "docs": ROOT / "docs" / "families.md"}

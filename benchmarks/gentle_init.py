@@ -17,8 +17,7 @@ from ultralytics import YOLO
 from ultralytics.nn import tasks
 
 from benchmarks.config import RESULTS_DIR, listed, options
-from benchmarks.readme_tables import checked, markdown_table, measure_and_write
-from benchmarks.study_records import versions
+from benchmarks.readme_tables import checked, markdown_table, measure_and_write, versions
 from ultralytics_cbam.weight_init import gentle_init
 
 COCO8 = Path(__file__).resolve().parents[1] / "tests" / "data" / "coco8"

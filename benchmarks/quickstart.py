@@ -19,9 +19,8 @@ import time
 from pathlib import Path
 
 from benchmarks.config import RESULTS_DIR, options
-from benchmarks.readme_tables import checked, markdown_table, write_rendered
+from benchmarks.readme_tables import checked, markdown_table, save_json, versions, write_rendered
 from benchmarks.report import cpu_name
-from benchmarks.study_records import save_json, versions
 
 COMMAND = "yolo train model=yolov8n-cbam.yaml data=cbam-shapes.yaml epochs={epochs} imgsz={imgsz}"
 DEFAULTS = {"epochs": 10, "imgsz": 128, "cpus": 2, "readme": None}  # cpus=0: no pinning

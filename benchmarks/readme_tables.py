@@ -1,15 +1,42 @@
-"""The generated blocks of the documentation, between ``<!-- name:start -->`` and ``<!-- name:end -->`` markers,
-written from saved records (benchmarks/results/*.json) alone, and the Markdown tables in them."""
+"""The generated blocks of the documentation, between ``<!-- name:start -->`` and ``<!-- name:end -->`` markers, and
+the Markdown tables in them; and the raw records they are written from, one JSON file each in benchmarks/results,
+committed beside the scripts, so that a test rebuilds a block from its file without measuring."""
 
 from __future__ import annotations
 
+import contextlib
+import json
+import platform
 import re
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from benchmarks.study_records import load_json, save_json
+
+def load_json(file: Path) -> dict:
+    """The saved records of `file`."""
+    return json.loads(Path(file).read_text(encoding="utf-8"))
+
+
+def save_json(file: Path, records: dict) -> None:
+    """Write the records with sorted keys, one item a line, so that a diff shows what changed."""
+    Path(file).parent.mkdir(parents=True, exist_ok=True)
+    Path(file).write_text(json.dumps(records, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def versions(*packages: str) -> dict[str, str]:
+    """The versions of Python, torch and Ultralytics (as imported, also from an overlay) and of those of the
+    distributions `packages` that are installed: the stamp of a measurement."""
+    import torch
+    import ultralytics
+
+    found = {"python": platform.python_version(), "torch": torch.__version__, "ultralytics": ultralytics.__version__}
+    for name in packages:
+        with contextlib.suppress(PackageNotFoundError):
+            found[name] = version(name)
+    return found
 
 
 def _block(name: str) -> re.Pattern:

@@ -1,40 +1,22 @@
-"""Raw records of the measurements behind the generated doc blocks, one JSON file each in benchmarks/results, which is
-committed beside the scripts: a block is rendered from its file alone, so a test rebuilds it without measuring. For the
-studies: every finished run of an `ablate` grid (its settings, metrics and cost), so that a later checkout also resumes
-the grid from it."""
+"""What the two studies' scripts share: their records, every finished run of an `ablate` grid (its settings, metrics
+and cost), committed in benchmarks/results so that a later checkout resumes the grid from them; their run (`Study`);
+and the pieces of their blocks."""
 
 from __future__ import annotations
 
-import contextlib
+import csv
 import json
+import os
+import sys
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
+from benchmarks.config import RESULTS_DIR
+from benchmarks.readme_figures import save_small_png
+from benchmarks.readme_tables import check_block, load_json, save_json, write_block
 
-def load_json(file: Path) -> dict:
-    """The saved records of `file`."""
-    return json.loads(Path(file).read_text(encoding="utf-8"))
-
-
-def save_json(file: Path, records: dict) -> None:
-    """Write the records with sorted keys, one item a line, so that a diff shows what changed."""
-    Path(file).parent.mkdir(parents=True, exist_ok=True)
-    Path(file).write_text(json.dumps(records, indent=1, sort_keys=True) + "\n", encoding="utf-8")
-
-
-def versions(*packages: str) -> dict[str, str]:
-    """The versions of Python, torch and Ultralytics (as imported, also from an overlay) and of those of the
-    distributions `packages` that are installed: the stamp of a measurement."""
-    import platform
-    from importlib.metadata import PackageNotFoundError, version
-
-    import torch
-    import ultralytics
-
-    found = {"python": platform.python_version(), "torch": torch.__version__, "ultralytics": ultralytics.__version__}
-    for name in packages:
-        with contextlib.suppress(PackageNotFoundError):
-            found[name] = version(name)
-    return found
+COMMAND = "yolo-cbam ablate data={data} base={base} variants={variants} seeds={seeds} epochs={epochs} imgsz={imgsz}"
 
 
 def load_records(file: Path) -> dict:
@@ -51,8 +33,6 @@ def save_records(file: Path, records: dict) -> None:
 
 def harvest(records: dict, save_dir: Path) -> int:
     """Add every finished run of the grid in `save_dir` (its marker, and its cost from runs.csv) to the records."""
-    import csv
-
     from ultralytics_cbam.ablation.run import MARKER
 
     file = save_dir / "runs.csv"
@@ -74,12 +54,11 @@ def harvest(records: dict, save_dir: Path) -> int:
     return added
 
 
-def restore(records: dict, save_dir: Path) -> int:
+def restore(records: dict, save_dir: Path) -> None:
     """Write the marker of every recorded run whose directory in `save_dir` lacks one, so `ablate` skips it."""
     from ultralytics_cbam.ablation.run import MARKER
     from ultralytics_cbam.ablation.variants import slug
 
-    restored = 0
     for r in records["runs"]:
         run_dir = save_dir / f"{slug(r['variant'])}-seed{r['seed']}"
         if not (run_dir / MARKER).exists():
@@ -87,49 +66,98 @@ def restore(records: dict, save_dir: Path) -> int:
             settings = {**r["settings"], "model_yaml": records["models"][r["variant"]]}
             record = {**r["record"], "run_dir": str(run_dir)}
             (run_dir / MARKER).write_text(json.dumps({"settings": settings, "record": record}), encoding="utf-8")
-            restored += 1
-    return restored
 
 
-def table_runs(records: dict) -> list[dict]:
-    """The records as the rows `ablation_stats.summarize` takes."""
-    return [{**r["record"], **r["profile"], "variant": r["variant"], "seed": r["seed"]} for r in records["runs"]]
+def variants_in(records: dict, order: str) -> list[str]:
+    """The variants of `order` (comma-separated) that the records hold runs of, in that order."""
+    return [v for v in order.split(",") if any(r["variant"] == v for r in records["runs"])]
 
 
-def variants_in(records: dict, order: list[str]) -> list[str]:
-    """The variants of `order` that the records hold runs of, in that order."""
-    return [v for v in order if any(r["variant"] == v for r in records["runs"])]
-
-
-def summary(records: dict, order: list[str]) -> list[dict]:
+def summary(records: dict, order: str) -> list[dict]:
     """The study's table rows (`ablation_stats.summarize`) over the recorded runs, variants in `order`."""
     from ultralytics_cbam.ablation.stats import summarize
 
-    return summarize(table_runs(records), variants_in(records, order))
+    runs = [{**r["record"], **r["profile"], "variant": r["variant"], "seed": r["seed"]} for r in records["runs"]]
+    return summarize(runs, variants_in(records, order))
 
 
-def write_plot(records: dict, order: list[str], figure: Path) -> None:
-    """The runner's plot (paired differences, mAP against latency) of the recorded runs, as a small PNG."""
-    import tempfile
+def table(records: dict, order: str, base: str) -> str:
+    """The runner's Markdown table of the recorded runs, variants in `order`, each described as built on `base`."""
+    from ultralytics_cbam.ablation.report import markdown_table
+    from ultralytics_cbam.ablation.variants import Variant
 
+    descriptions = {v: Variant.parse(v).describe(base) for v in variants_in(records, order)}
+    return markdown_table(summary(records, order), descriptions).strip()
+
+
+def image(alt: str, file: Path, readme: Path) -> str:
+    """A Markdown image of `file`, linked relative to `readme`."""
+    return f"![{alt}]({os.path.relpath(file, readme.parent).replace(os.sep, '/')})"
+
+
+def save_figure(draw: Callable[[Path], Path], file: Path, colors: int) -> None:
+    """Save the figure that `draw` writes into a temporary directory (it returns its path) as a PNG 900 px wide."""
     import cv2
 
-    from benchmarks.readme_figures import save_small_png
+    with tempfile.TemporaryDirectory() as tmp:
+        save_small_png(cv2.imread(str(draw(Path(tmp)))), file, width=900, colors=colors)
+
+
+def write_plot(records: dict, order: str, figure: Path) -> None:
+    """The runner's plot (paired differences, mAP against latency) of the recorded runs, as a small PNG."""
     from ultralytics_cbam.ablation.report import plot_table
 
-    with tempfile.TemporaryDirectory() as tmp:
-        file = Path(tmp) / "plot.png"
-        plot_table(summary(records, order), file)
-        save_small_png(cv2.imread(str(file)), figure, width=900, colors=64)
+    def draw(tmp: Path) -> Path:
+        plot_table(summary(records, order), tmp / "plot.png")
+        return tmp / "plot.png"
+
+    save_figure(draw, figure, colors=64)
 
 
-def study_args(argv: list[str], defaults: dict, paths: tuple[str, ...]) -> tuple[dict, dict]:
-    """A study's settings (`defaults` overridden by key=value pairs; the keys in `paths` as Paths) and the further
-    pairs, which go to `ablate`."""
-    from ultralytics_cbam.cli import parse_overrides
+def study_defaults(name: str, figure: Path, settings: dict, **more: object) -> dict:
+    """A study's defaults: its `settings` and `more`, and the keys every study has (records named after the study)."""
+    records = RESULTS_DIR / f"{name}.json"
+    common = {"name": name, "project": None, "records": records, "readme": None, "figure": figure, "train": True}
+    return {**settings, "seeds": 3, **more, **common}
 
-    given = parse_overrides(argv)
-    args = {k: given.pop(k, v) for k, v in defaults.items()}
-    for key in paths:
-        args[key] = Path(args[key]) if args[key] is not None else None
-    return args, given
+
+class Study:
+    """One run of a study's script: its settings, its records and its `ablate` grid, resumed from the records."""
+
+    def __init__(self, block: str, defaults: dict, argv: list[str] | None) -> None:
+        """Take `defaults` overridden by the key=value pairs of `argv` (default: the command line's; the further pairs
+        go to `ablate`), check that `readme` has the doc block `block` (before any training), and add the finished
+        runs of an interrupted grid to the records."""
+        from ultralytics_cbam.ablation.runner import grid_dir
+        from ultralytics_cbam.cli import parse_overrides
+
+        self.block, self.extra = block, parse_overrides(sys.argv[1:] if argv is None else argv)
+        args = {k: self.extra.pop(k, v) for k, v in defaults.items()}
+        paths = {"readme"} | {k for k, v in defaults.items() if isinstance(v, Path)}
+        self.args = args | {k: Path(args[k]) for k in paths if args[k] is not None}
+        if self.args["readme"] is not None:
+            check_block(self.args["readme"], block)
+        self.records = load_records(self.args["records"])
+        self.save_dir = grid_dir(self.args["project"], self.args["name"], resume=True)
+        if harvest(self.records, self.save_dir):
+            self.save()
+
+    def save(self) -> None:
+        """Save the records."""
+        save_records(self.args["records"], self.records)
+
+    def step(self, variants: str, **kwargs: object) -> None:
+        """Train `variants` (none: nothing) in the grid, `ablate` given `kwargs` and the further pairs, the recorded
+        runs skipped; add the finished runs to the records and save them."""
+        from ultralytics_cbam.ablation.runner import ablate
+
+        if variants:
+            restore(self.records, self.save_dir)
+            kwargs |= {"name": self.args["name"], "project": self.args["project"]}
+            harvest(self.records, ablate(variants=variants, **kwargs, **self.extra).save_dir)
+            self.save()
+
+    def write(self, content: str) -> None:
+        """Write the doc block into `readme`."""
+        write_block(self.args["readme"], self.block, content)
+        print(f"{self.args['readme']}: {self.block} block written from {self.args['records']}")

@@ -20,25 +20,12 @@ from __future__ import annotations
 
 import hashlib
 import inspect
-import os
 import shutil
-import sys
 from pathlib import Path
 
-from benchmarks.study_records import (
-    harvest,
-    load_records,
-    restore,
-    save_records,
-    study_args,
-    summary,
-    variants_in,
-    write_plot,
-)
+from benchmarks.readme_figures import FIGURES
+from benchmarks.study_records import COMMAND, Study, image, study_defaults, table, variants_in, write_plot
 
-os.environ.setdefault("YOLO_OFFLINE", "1")
-
-ROOT = Path(__file__).resolve().parents[1]
 VARIANTS = "baseline,cbam,cbam+gentle,neck-only,se"
 PRETRAIN = "pretrain"  # the pretraining's directory in the project
 CHECKPOINT = f"runs/detect/{PRETRAIN}/weights/best.pt"  # where the commands below put it
@@ -47,20 +34,7 @@ SETTINGS |= {"data": "cbam-shapes-target.yaml", "epochs": 15, "imgsz": 128}
 PRETRAIN_COMMAND = (
     "yolo train model={model} data={source} epochs={pretrain_epochs} imgsz={imgsz} seed=0 name=" + PRETRAIN
 )
-COMMAND = "yolo-cbam ablate data={data} base={base} variants={variants} seeds={seeds} epochs={epochs} imgsz={imgsz}"
-DEFAULTS = {
-    **SETTINGS,
-    "seeds": 3,
-    "name": "transfer-study",
-    "project": None,
-    "records": ROOT / "benchmarks" / "results" / "transfer-study.json",
-    "readme": None,
-    "figure": ROOT / "benchmarks" / "figures" / "transfer.png",
-    "train": True,
-}
-
-
-# --- the pretraining ---------------------------------------------------------------------------------------------
+DEFAULTS = study_defaults("transfer-study", FIGURES / "transfer.png", SETTINGS)
 
 
 def load_checkpoint(file: Path) -> dict | None:
@@ -94,7 +68,8 @@ def pretrain(args: dict, train_args: dict) -> Path:
 
     run_dir = grid_dir(args["project"], PRETRAIN, resume=True)
     best, last = run_dir / "weights" / "best.pt", run_dir / "weights" / "last.pt"
-    wanted = {"model": args["model"], "data": args["source"], "epochs": args["pretrain_epochs"], "imgsz": args["imgsz"]}
+    pretraining = {"data": args["source"], "epochs": args["pretrain_epochs"], "imgsz": args["imgsz"]}
+    wanted = {"model": args["model"], **pretraining}
     for file in (best, last):
         if (ckpt := load_checkpoint(file)) is None:
             continue
@@ -107,15 +82,8 @@ def pretrain(args: dict, train_args: dict) -> Path:
             YOLO(str(last)).train(resume=True)
             return best
     shutil.rmtree(run_dir, ignore_errors=True)  # interrupted before its first checkpoint
-    YOLO(args["model"]).train(
-        **{"plots": False, "batch": 16, **train_args},
-        data=args["source"],
-        epochs=args["pretrain_epochs"],
-        imgsz=args["imgsz"],
-        seed=0,
-        project=str(run_dir.parent),
-        name=run_dir.name,
-    )
+    options = {"plots": False, "batch": 16, **train_args}
+    YOLO(args["model"]).train(**options, **pretraining, seed=0, project=str(run_dir.parent), name=run_dir.name)
     return best
 
 
@@ -138,17 +106,11 @@ def record_pretrain(records: dict, best: Path) -> None:
         run["settings"]["weights"] = str(best)
 
 
-# --- the doc block -----------------------------------------------------------------------------------------------
-
-
 def block(records: dict, settings: dict, figure: Path, readme: Path) -> str:
     """The doc block, from the records alone: the commands, the pretraining's mAP, the table and the plot."""
-    from ultralytics_cbam.ablation.report import markdown_table
-    from ultralytics_cbam.ablation.variants import Variant
-
-    order = variants_in(records, VARIANTS.split(","))
+    order = variants_in(records, VARIANTS)
     seeds = max((sum(r["variant"] == v for r in records["runs"]) for v in order), default=settings["seeds"])
-    variants = ",".join(order or VARIANTS.split(","))
+    variants = ",".join(order) or VARIANTS
     command = COMMAND.format(**{**settings, "base": CHECKPOINT, "variants": variants, "seeds": seeds})
     parts = [f"Pretraining: `{PRETRAIN_COMMAND.format(**settings)}`", f"Fine-tuning: `{command}`"]
     if (pre := records.get("pretrain")) is not None:
@@ -160,42 +122,27 @@ def block(records: dict, settings: dict, figure: Path, readme: Path) -> str:
         )
     if not order:
         return "\n\n".join([*parts, "No fine-tuning run is recorded yet."])
-    descriptions = {v: Variant.parse(v).describe(CHECKPOINT) for v in order}
-    parts.append(markdown_table(summary(records, order), descriptions).strip())
-    link = os.path.relpath(figure, readme.parent).replace(os.sep, "/")
-    parts.append(f"![Fine-tuned: paired differences of mAP50-95, and each variant's mAP50-95 with its cost]({link})")
-    return "\n\n".join(parts)
-
-
-# --- main --------------------------------------------------------------------------------------------------------
+    parts.append(table(records, VARIANTS, CHECKPOINT))
+    alt = "Fine-tuned: paired differences of mAP50-95, and each variant's mAP50-95 with its cost"
+    return "\n\n".join([*parts, image(alt, figure, readme)])
 
 
 def main(argv: list[str] | None = None) -> dict:
     """Run or resume the study and write the doc block; returns the records."""
-    from benchmarks.readme_tables import check_block, write_block
-    from ultralytics_cbam.ablation.runner import ablate, grid_dir
+    from ultralytics_cbam.ablation.runner import ablate
 
-    args, extra = study_args(sys.argv[1:] if argv is None else argv, DEFAULTS, ("records", "readme", "figure"))
-    if args["readme"] is not None:
-        check_block(args["readme"], "transfer")  # before any training, not after it
-    records = load_records(args["records"])
-    save_dir = grid_dir(args["project"], args["name"], resume=True)
-    if harvest(records, save_dir):  # runs of an interrupted grid
-        save_records(args["records"], records)
+    study = Study("transfer", DEFAULTS, argv)
+    args, records = study.args, study.records
     if args["train"]:
         only_ablate = set(inspect.signature(ablate).parameters) - {"batch", "train_args"}
-        best = pretrain(args, {k: v for k, v in extra.items() if k not in only_ablate})
+        best = pretrain(args, {k: v for k, v in study.extra.items() if k not in only_ablate})
         record_pretrain(records, best)
-        save_records(args["records"], records)
-        restore(records, save_dir)
-        common = {k: args[k] for k in ("data", "epochs", "imgsz", "seeds", "name", "project")}
-        harvest(records, ablate(base=str(best), variants=VARIANTS, **common, **extra).save_dir)
-        save_records(args["records"], records)
+        study.save()
+        study.step(VARIANTS, base=str(best), **{k: args[k] for k in ("data", "epochs", "imgsz", "seeds")})
     if args["readme"] is not None:
         if records["runs"]:
-            write_plot(records, VARIANTS.split(","), args["figure"])
-        write_block(args["readme"], "transfer", block(records, args, args["figure"], args["readme"]))
-        print(f"{args['readme']}: transfer block written from {args['records']}")
+            write_plot(records, VARIANTS, args["figure"])
+        study.write(block(records, args, args["figure"], args["readme"]))
     return records
 
 

@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.config import RESULTS_DIR
-from benchmarks.readme_tables import block_content
-from benchmarks.study_records import load_json
+from benchmarks.readme_tables import block_content, load_json
 
 REPO = Path(__file__).resolve().parents[1]
 BLOCKS = [  # doc, block, script, its render of the records
