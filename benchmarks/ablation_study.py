@@ -81,7 +81,8 @@ def block(records: dict, settings: dict, figure: Path, readme: Path, cam: Path |
     command = COMMAND.format(**{**settings, "variants": "<variant>", "seeds": "<its seeds>"})
     parts = [f"Each row: `{command}`.", table(records, ORDER, settings["base"])]
     parts.append(decision_text(records, settings["max_seeds"]))
-    if missing := [v for v in ORDER.split(",") if v not in variants_in(records, ORDER)]:
+    trained = variants_in(records, ORDER)
+    if missing := [v for v in ORDER.split(",") if v not in trained]:
         parts[-1] += f" Not trained yet: {', '.join(missing)} (the same command trains them)."
     parts.append(image("Paired differences of mAP50-95 and mAP50-95 against latency", figure, readme))
     if cam is not None and cam.exists():
