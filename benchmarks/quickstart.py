@@ -18,9 +18,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from ultralytics.utils.torch_utils import get_cpu_info
+
 from benchmarks.config import RESULTS_DIR, options
 from benchmarks.readme_tables import checked, markdown_table, save_json, versions, write_rendered
-from benchmarks.report import cpu_name
 
 COMMAND = "yolo train model=yolov8n-cbam.yaml data=cbam-shapes.yaml epochs={epochs} imgsz={imgsz}"
 DEFAULTS = {"epochs": 10, "imgsz": 128, "cpus": 2, "readme": None}  # cpus=0: no pinning
@@ -62,7 +63,7 @@ def run(epochs: int, imgsz: int, cpus: int) -> dict:
     map50 = float(next(line.split()[1] for line in val.stdout.splitlines() if line.startswith("MAP50")))
     shutil.rmtree(sandbox, ignore_errors=True)
     times = {"wall_s": wall, "cpu_s": cpu, "load_before": load_before, "load_after": load_after}
-    machine = {"cpu": cpu_name(), "cores": cpus or os.cpu_count()}
+    machine = {"cpu": get_cpu_info(), "cores": cpus or os.cpu_count()}
     return {"command": " ".join(["yolo", *command]), "cpus": cpus, **machine, **times, "map50": map50}
 
 

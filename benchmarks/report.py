@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import platform
 import re
-from importlib import import_module
 from pathlib import Path
 
 import numpy as np
+from ultralytics.utils.torch_utils import get_cpu_info
 
 from benchmarks.module_bench import MLP_FORMS, POOLS, REFERENCE_FORWARD
-from benchmarks.readme_tables import markdown_table
+from benchmarks.readme_tables import markdown_table, versions
 
 # Limits of the ratios ours / theirs, on CPU. Module level: against timm's CbamModule at every shape. Model level,
 # yolov8n-cbam / yolov8n: eager by batch size, the other kinds at every batch size.
@@ -65,30 +64,16 @@ def evaluate_targets(results: dict) -> list[dict]:
     return [dict(zip(keys, t, strict=True), outcome=outcome(*t[1:])) for t in found]
 
 
-def cpu_name() -> str:
-    """The CPU's model name, where /proc/cpuinfo gives it."""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
-
-
 def machine() -> dict:
-    """What the numbers were measured on."""
+    """What the numbers were measured on (Ultralytics' CPU name; the versions of the release imported)."""
     caches = [
         f"L{(index / 'level').read_text().strip()} {(index / 'size').read_text().strip()}"
         for index in sorted(Path("/sys/devices/system/cpu/cpu0/cache").glob("index*"))
         if (index / "level").read_text().strip() in {"2", "3"}
     ]
-    info = {"cpu": cpu_name(), "cpu_caches": ", ".join(caches), "logical_cpus": os.cpu_count()}
-    info |= {"platform": platform.platform(), "python": platform.python_version()}
-    for package in ("torch", "ultralytics", "onnxruntime", "timm"):  # Ultralytics: the release imported
-        try:
-            info[package] = import_module(package).__version__
-        except ImportError:
-            info[package] = "not installed"
-    return info
+    info = {"cpu": get_cpu_info(), "cpu_caches": ", ".join(caches), "logical_cpus": os.cpu_count()}
+    info["platform"] = platform.platform()
+    return info | dict.fromkeys(("onnxruntime", "timm"), "not installed") | versions("onnxruntime", "timm")
 
 
 def save(results: dict, folder: Path, name: str) -> Path:
