@@ -44,3 +44,29 @@ def test_no_module_imports_another_modules_private_names():
     for name, file in _modules().items():
         found += [f"{name}: {n.module}.{a.name}" for n in _imports(file) for a in n.names if a.name.startswith("_")]
     assert not found
+
+
+def _tree_paths(markdown: str) -> set[str]:
+    """The paths that the indented file tree of the ```text block lists (two spaces a level; folders end in '/')."""
+    tree = markdown.split("```text\n", 1)[1].split("```", 1)[0]
+    stack, paths = [], set()
+    for line in tree.splitlines():
+        indent, name = len(line) - len(line.lstrip()), line.split(maxsplit=1)[0] if line.strip() else ""
+        if name.endswith((".py", "/")):
+            stack = [*stack[: indent // 2], name]
+            paths.add("".join(stack))
+    return paths
+
+
+def test_the_architecture_section_lists_every_module():
+    """docs/development.md's tree names every module with code (a docstring-only __init__ is its folder's line)."""
+    listed = _tree_paths((PACKAGE.parent / "docs" / "development.md").read_text(encoding="utf-8"))
+    files = {f.relative_to(PACKAGE.parent).as_posix() for f in PACKAGE.rglob("*.py")}
+    folders = {
+        f"{d.relative_to(PACKAGE.parent).as_posix()}/" for d in PACKAGE.rglob("*") if (d / "__init__.py").is_file()
+    }
+    docstring_only = {
+        f for f in files if f.endswith("/__init__.py") and len(ast.parse((PACKAGE.parent / f).read_text()).body) == 1
+    }
+    assert files - docstring_only - listed == set(), "modules missing from the tree"
+    assert listed - files - folders - {"ultralytics_cbam/", "benchmarks/"} == set(), "listed, but gone"
