@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import subprocess
 import sys
@@ -260,7 +261,31 @@ def test_errors_name_the_bad_input(tmp_path):
         add_cbam(tmp_path / "missing.pt")
     with pytest.raises(ValueError, match=r"gentle=True needs a checkpoint"):
         add_cbam("yolov8n.yaml", output=tmp_path / "x.yaml", gentle=True)
+    with pytest.raises(ValueError, match=r"where: 2\.5 is neither a layer index nor a module type name"):
+        add_cbam("yolov8n.yaml", output=tmp_path / "x.yaml", where=2.5)
+    for name in ("gentle", "force"):  # the command line's 'no' is a string, which is not False
+        with pytest.raises(TypeError, match=rf"{name} must be True or False, got 'no'"):
+            add_cbam("yolov8n.yaml", output=tmp_path / "x.yaml", **{name: "no"})
     assert not (tmp_path / "x.yaml").exists()
+
+
+def test_replacing_an_existing_output_is_announced(tmp_path):
+    from ultralytics.utils import LOGGER
+
+    stock = save_checkpoint(YOLO("yolov8n.yaml"), tmp_path / "stock.pt")
+    (tmp_path / "mine.yaml").write_text("# my notes\n")
+    (tmp_path / "mine.pt").write_bytes(stock.read_bytes())
+    messages = []
+    handler = logging.Handler()
+    handler.emit = lambda record: messages.append(record.getMessage()) if record.levelno == logging.WARNING else None
+    LOGGER.addHandler(handler)
+    try:
+        add_cbam("yolov8n.yaml", output=tmp_path / "fresh.yaml")
+        add_cbam(stock, output=tmp_path / "mine.yaml")
+    finally:
+        LOGGER.removeHandler(handler)
+    expected = f"replacing {tmp_path / 'mine.yaml'} and {tmp_path / 'mine.pt'}, which already existed"
+    assert len(messages) == 1 and messages[0].endswith(expected), messages
 
 
 def test_existing_cbam_is_refused_unless_forced(tmp_path):

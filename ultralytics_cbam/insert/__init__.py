@@ -14,7 +14,7 @@ from ultralytics_cbam.insert.placement import check_not_present, neck_places, pl
 from ultralytics_cbam.insert.rewire import rewire_rows
 from ultralytics_cbam.insert.source import ModelSource, guess_scale, model_yaml
 from ultralytics_cbam.insert.yaml_text import Comments, read_comments, write_model_yaml
-from ultralytics_cbam.utils.checks import positive_int
+from ultralytics_cbam.utils.checks import flag, positive_int
 
 __all__ = (
     "CBAMInsertion",
@@ -88,6 +88,7 @@ def add_cbam(
     Returns:
         (CBAMInsertion): Paths written and where CBAM went.
     """
+    gentle, force = flag("gentle", gentle), flag("force", force)
     source = ModelSource.resolve(model)
     _check_layer(layer, r, k)
     if gentle and layer == "SE":
@@ -102,11 +103,14 @@ def add_cbam(
     yaml_path, weights_path = output_paths(source, output)
     if source.scale and source.module is not None and guess_scale(yaml_path) != source.scale:
         new_dict["scales"] = {source.scale: source.dict["scales"][source.scale]}  # the only scale the weights fit
+    from ultralytics.utils import LOGGER
+
+    written = (yaml_path, weights_path) if source.module is not None else (yaml_path,)
+    if replaced := [str(path) for path in written if path.exists()]:
+        LOGGER.warning(f"replacing {' and '.join(replaced)}, which already existed")
     yaml_path.parent.mkdir(parents=True, exist_ok=True)
     yaml_path.write_text(inserted.text(), encoding="utf-8")
     built = build_checked(new_dict, source, yaml_path)
-
-    from ultralytics.utils import LOGGER
 
     LOGGER.info(
         f"Wrote {yaml_path}: {layer} after layers {index_list(after)} of {source.name} "

@@ -60,7 +60,7 @@ def _where_tokens(where) -> list:
     if where is None:
         return ["default"]
     items = re.split(r"[,\s]+", str(where).strip("[]() ")) if isinstance(where, str) else where
-    items = [items] if isinstance(items, int) else list(items)
+    items = list(items) if isinstance(items, (list, tuple)) else [items]
     tokens = []
     for item in items:
         if isinstance(item, bool) or not isinstance(item, (int, str)):
