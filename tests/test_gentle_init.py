@@ -124,6 +124,13 @@ def test_bad_arguments_are_named():
         gentle_init(torch.nn.Conv2d(3, 3, 1))
     with pytest.raises(FileNotFoundError, match=r"nowhere\.jpg"):
         gentle_init(YOLO("yolov8n-cbam.yaml"), images="nowhere.jpg")
+    with pytest.raises(ValueError, match=r"imgsz must be a positive integer, got 0"):
+        gentle_init(YOLO("yolov8n-cbam.yaml"), imgsz=0)
+    for init in (gentle_init, paper_init):  # both change a model in place: a path names none to change
+        with pytest.raises(TypeError, match=r"model must be a YOLO object or a torch module .*'yolov8n-cbam\.pt'"):
+            init("yolov8n-cbam.pt")
+    with pytest.raises(ValueError, match=r"DetectionModel contains no CBAM"):
+        paper_init(YOLO("yolov8n.yaml").model)
 
 
 def test_default_is_the_paper_initialisation():

@@ -241,3 +241,13 @@ def test_transfer_on_ultralytics_8_1(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     n = int(result.stdout.split("ALL ")[1].split()[0])
     assert f"{n}/{n} of its tensors arrived" in result.stdout + result.stderr
+
+
+def test_bad_arguments_name_the_argument(stock):
+    model = tasks.DetectionModel("yolov8n-cbam.yaml", verbose=False)
+    with pytest.raises(TypeError, match=r"weights must be a checkpoint .*a YAML has none"):
+        transfer_weights(model, "yolov8n.yaml")
+    with pytest.raises(TypeError, match=r"model must be a YOLO object or a torch module .*'yolov8n-cbam\.yaml'"):
+        transfer_weights("yolov8n-cbam.yaml", stock("yolov8n"))
+    with pytest.raises(TypeError, match=r"cannot align layers: model \(Conv2d\) has no Ultralytics layer list"):
+        transfer_weights(torch.nn.Conv2d(3, 3, 1), stock("yolov8n"))

@@ -16,7 +16,7 @@ from pathlib import Path
 from torch import nn
 
 from ultralytics_cbam.modules import is_attention_layer
-from ultralytics_cbam.utils.model_inputs import torch_model
+from ultralytics_cbam.utils.model_inputs import in_place_model, torch_model
 
 __all__ = (
     "TaskMismatchError",
@@ -210,9 +210,9 @@ def transfer_weights(model: nn.Module, weights, verbose: bool = True, other_task
     """
     from ultralytics.nn.tasks import BaseModel
 
-    model = torch_model(model) or model
-    if not isinstance(weights, dict):
-        weights = torch_model(weights, "weights") or weights
+    model = in_place_model(model)
+    if not isinstance(weights, dict) and (weights := torch_model(weights, "weights")) is None:
+        raise TypeError("weights must be a checkpoint (.pt), checkpoint dict, YOLO object or model; a YAML has none")
     load = getattr(BaseModel.load, "__wrapped__", BaseModel.load)
     return load_aligned(model, weights, load, verbose=verbose, other_task=other_task)
 
@@ -221,8 +221,9 @@ def load_aligned(model, weights, load, verbose: bool, other_task: bool) -> Trans
     """Load `weights` into `model` with Ultralytics' `load` after moving the source's layers to their new indices."""
     source = _source_module(weights)
     target_layers, source_layers = _layer_list(model), _layer_list(source) if source is not None else None
-    if target_layers is None or source_layers is None:
-        raise TypeError(f"cannot align layers: {type(source).__name__} has no Ultralytics layer list 'model'")
+    for name, module, layers in (("model", model, target_layers), ("weights", source, source_layers)):
+        if layers is None:
+            raise TypeError(f"cannot align layers: {name} ({type(module).__name__}) has no Ultralytics layer list")
     if not other_task:
         check_same_task(model, source)
     mapping = align_layers(target_layers, source_layers)

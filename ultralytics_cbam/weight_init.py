@@ -14,6 +14,8 @@ import torch
 from torch import nn
 
 from ultralytics_cbam.modules import CBAM, ChannelAttention, SpatialAttention
+from ultralytics_cbam.utils.checks import positive_int
+from ultralytics_cbam.utils.model_inputs import in_place_model
 from ultralytics_cbam.utils.sources import image_files
 
 __all__ = ("gentle_init", "paper_init")
@@ -57,9 +59,8 @@ def gentle_init(
     """
     if isinstance(gate, bool) or not isinstance(gate, (int, float)) or not 0.5 < gate < 1:
         raise ValueError(f"gate must be a number between 0.5 and 1 (exclusive), got {gate!r}")
-    from ultralytics.engine.model import Model
-
-    net = model.model if isinstance(model, Model) else model
+    imgsz = None if imgsz is None else positive_int("imgsz", imgsz)
+    net = in_place_model(model)
     chosen = None if layers is None else {id(m) for layer in layers for m in layer.modules()}
     attention = [
         m
@@ -84,11 +85,11 @@ def gentle_init(
 
 def paper_init(model: nn.Module) -> nn.Module:
     """Reset every CBAM layer in `model` to the paper's initialisation (PyTorch's default for its convolutions)."""
-    for m in model.modules():
-        if isinstance(m, (ChannelAttention, SpatialAttention)):
-            for conv in m.modules():
-                if isinstance(conv, nn.Conv2d):
-                    conv.reset_parameters()
+    attention = [m for m in in_place_model(model).modules() if isinstance(m, (ChannelAttention, SpatialAttention))]
+    if not attention:
+        raise ValueError(f"{type(model).__name__} contains no CBAM, ChannelAttention or SpatialAttention layer")
+    for conv in (c for m in attention for c in m.modules() if isinstance(c, nn.Conv2d)):
+        conv.reset_parameters()
     return model
 
 

@@ -8,7 +8,7 @@ from torch import nn
 
 from ultralytics_cbam.integration.compat import load_checkpoint
 
-__all__ = ("checkpoint_file", "is_yaml_path", "load_checkpoint_model", "torch_model")
+__all__ = ("checkpoint_file", "in_place_model", "is_yaml_path", "load_checkpoint_model", "torch_model")
 
 
 def is_yaml_path(model: object) -> bool:
@@ -59,3 +59,15 @@ def checkpoint_file(path: str | Path) -> str:
         if Path(file).is_file():
             return file
     raise FileNotFoundError(f"checkpoint '{path}' not found")
+
+
+def in_place_model(model, arg: str = "model") -> nn.Module:
+    """The torch model of a ``YOLO`` object or module, for tools that change it in place (so not of a path).
+
+    Raises:
+        TypeError: For paths, dicts and anything else that holds no model to change.
+    """
+    found = None if isinstance(model, (str, Path)) else torch_model(model, arg)
+    if found is None:
+        raise TypeError(f"{arg} must be a YOLO object or a torch module (changed in place), got {model!r}")
+    return found
