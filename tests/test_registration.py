@@ -97,7 +97,11 @@ def test_layers_built_directly_are_plain():
         ),
         ([-1, 1, "CBAM", [16, 4]], r"kernel_size must be a positive odd integer, got 4"),
         ([-1, 1, "CBAM", ["x"]], r"reduction must be a positive integer, got 'x'"),
-        ([-1, 1, "CBAM", [16, 7, False, 1]], r"CBAM takes at most 3 args \[reduction, kernel_size, bias\]"),
+        ([-1, 1, "CBAM", [16, 7, False, 1]], r"CBAM takes at most 3 args \[reduction, kernel_size, bias\]; the input"),
+        (  # channels first, as other CBAM rows take them: the hint says what the args are
+            [-1, 1, "CBAM", [128, 16, 7]],
+            r"bias must be a bool, got 7 \(CBAM args: \[reduction, kernel_size, bias\]; the input channels are infer",
+        ),
         ([[-1, 0], 1, "CBAM", []], r"takes one input feature map, but 'from' is \[-1, 0\]"),
         ([5, 1, "CBAM", []], r"'from' index 5 does not name an earlier layer"),
         ([-1, 0, "CBAM", []], r"repeats must be a positive integer"),

@@ -28,16 +28,17 @@ def yaml_layer(layer: type) -> type:
         row = frame.f_locals
         d = row.get("d") or {}
         where = yaml_row(yaml_source(d), d, row["i"])
+        names = ", ".join(p.name for p in yaml_params)
+        inferred = "; the input channels are inferred, not given" if takes_channels else ""
         if len(args) > len(yaml_params):
-            names = ", ".join(p.name for p in yaml_params)
-            raise ModelYAMLError(f"{where}: {layer.__name__} takes at most {len(yaml_params)} args [{names}]")
+            raise ModelYAMLError(f"{where}: {layer.__name__} takes at most {len(yaml_params)} args [{names}]{inferred}")
         full = list(args)
         if takes_channels:
             full.insert(0, _input_channels(row, where))
         try:
             module = layer(*full)
         except (TypeError, ValueError) as e:
-            raise ModelYAMLError(f"{where}: {e}") from None
+            raise ModelYAMLError(f"{where}: {e} ({layer.__name__} args: [{names}]{inferred})") from None
         if row.get("n") == 1 and isinstance(row.get("args"), list):  # readable summary: [channels, r, k]
             defaults = [p.default for p in shown[len(full) :]]
             row["args"][:] = full + defaults
