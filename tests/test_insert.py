@@ -322,3 +322,15 @@ def test_stock_model_summaries_are_not_carried_into_the_new_yaml(tmp_path):
     assert "summary:" in stock and "# 0-P1/2" in stock
     written = add_cbam("yolov8n.yaml", output=tmp_path / "x.yaml").yaml.read_text()
     assert "summary:" not in written and "# 0-P1/2" in written
+
+
+def test_a_model_that_fails_to_build_replaces_nothing(tmp_path):
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(
+        "nc: 2\nbackbone:\n  - [-1, 1, Conv, [16, 3, 2]]\n  - [-1, 1, Conv, [16, 3, 2, 1, 1, 1, 1, 1, 1, 1]]\n"
+        "head:\n  - [[1], 1, Detect, [nc]]\n"
+    )
+    (tmp_path / "mine.yaml").write_text("# my notes\n")
+    with pytest.raises(TypeError, match=r"Conv"):
+        add_cbam(broken, output=tmp_path / "mine.yaml", where=0)
+    assert (tmp_path / "mine.yaml").read_text() == "# my notes\n"

@@ -103,6 +103,8 @@ def add_cbam(
     yaml_path, weights_path = output_paths(source, output)
     if source.scale and source.module is not None and guess_scale(yaml_path) != source.scale:
         new_dict["scales"] = {source.scale: source.dict["scales"][source.scale]}  # the only scale the weights fit
+    built = build_checked(new_dict, source, yaml_path)  # before writing: a model that fails to build replaces nothing
+
     from ultralytics.utils import LOGGER
 
     written = (yaml_path, weights_path) if source.module is not None else (yaml_path,)
@@ -110,8 +112,6 @@ def add_cbam(
         LOGGER.warning(f"replacing {' and '.join(replaced)}, which already existed")
     yaml_path.parent.mkdir(parents=True, exist_ok=True)
     yaml_path.write_text(inserted.text(), encoding="utf-8")
-    built = build_checked(new_dict, source, yaml_path)
-
     LOGGER.info(
         f"Wrote {yaml_path}: {layer} after layers {index_list(after)} of {source.name} "
         f"({layer} layers {index_list(cbam_layers)})"
