@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> Path:
     from ultralytics_cbam.ablation.runner import validation_images
     from ultralytics_cbam.visualization.attention_maps import visualize
 
-    args = DEFAULTS | options(argv, DEFAULTS, "benchmarks.attention_figure")
+    args = DEFAULTS | options(argv, DEFAULTS, "benchmarks.attention_figure", ("model", "image"), ("epochs", "imgsz"))
     out, imgsz = Path(args["out"]), args["imgsz"]
     with tempfile.TemporaryDirectory() as tmp:
         model = args["model"] or train_example_model(args["data"], args["epochs"], imgsz, Path(tmp))

@@ -2,21 +2,30 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+
+from ultralytics_cbam.utils.checks import flag, positive_int
+from ultralytics_cbam.utils.names import SCALES
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 PARTS = ("module", "model", "compiled", "onnx", "train", "memory", "variants")
 
 
-def options(argv: list[str] | None, valid: Iterable[str], prog: str) -> dict:
-    """The key=value arguments (default: the command line's), with Ultralytics' value parsing.
+def options(
+    argv: list[str] | None, valid: Iterable[str], prog: str, files: Iterable[str] = (), positive: Iterable[str] = ()
+) -> dict:
+    """The key=value arguments (default: the command line's), with Ultralytics' value parsing; where `valid` is a dict
+    of defaults, a value whose default is a bool, number or tuple is converted to its type (numbers not negative).
 
     Raises:
-        SystemExit: One line naming an argument not of the form key=value, or unknown keys and the valid ones.
+        SystemExit: One line naming an argument not of the form key=value, unknown keys and the valid ones, a value
+            not of its default's type, an argument of `files` (a path or paths) that names no file, or one of
+            `positive` (given or not) that is no positive integer.
     """
     from ultralytics_cbam.cli import parse_overrides
 
@@ -24,11 +33,29 @@ def options(argv: list[str] | None, valid: Iterable[str], prog: str) -> dict:
         given = parse_overrides(sys.argv[1:] if argv is None else argv)
     except SystemExit as e:
         raise SystemExit(f"{prog}: {str(e).partition(': ')[2]}") from None
-    valid = list(valid)
+    defaults, valid = valid if isinstance(valid, dict) else {}, list(valid)
     unknown = sorted(set(given) - set(valid))
     if unknown:
         raise SystemExit(f"{prog}: unknown argument(s) {', '.join(unknown)}; valid: {', '.join(valid)}")
+    with refusing(prog):
+        for key, value in given.items():
+            default = defaults.get(key)
+            given[key] = _coerce(key, value, default) if isinstance(default, (int, float, tuple)) else value
+        for key in files:
+            if missing := [p for p in listed(given.get(key)) if p is not None and not Path(p).is_file()]:
+                raise FileNotFoundError(f"{key}: {missing[0]} is not a file")
+        for key in positive:
+            positive_int(key, given.get(key, defaults.get(key)))
     return given
+
+
+@contextlib.contextmanager
+def refusing(prog: str) -> Iterator[None]:
+    """Turn the ValueError, TypeError, LookupError or OSError of a script's argument checks into one line naming it."""
+    try:
+        yield
+    except (ValueError, TypeError, LookupError, OSError) as e:
+        raise SystemExit(f"{prog}: {e}") from None
 
 
 def listed(value: object) -> list:
@@ -78,18 +105,25 @@ def build_config(overrides: dict) -> BenchConfig:
         raise ValueError(f"parts must be among {', '.join(PARTS)}, got {','.join(cfg.parts)}")
     if min(cfg.rounds, cfg.model_rounds, cfg.imgsz, cfg.train_batch, *cfg.module_batches, *cfg.model_batches) < 1:
         raise ValueError("rounds, model_rounds, imgsz and batch sizes must be positive")
+    if bad := sorted(set(cfg.scales + cfg.model_scales) - set(SCALES)):
+        raise ValueError(f"scales and model_scales must be among {', '.join(SCALES)}; got {', '.join(bad)}")
     cfg.threads = cfg.threads or os.cpu_count() or 1  # Ultralytics' import sets OMP_NUM_THREADS=1
     cfg.name = cfg.name or f"cpu-{mode}"
     return cfg
 
 
 def _coerce(key: str, value: object, default: object) -> object:
-    """A command-line value ('n,s', 8, 'x') as the type of the field's default."""
+    """A command-line value ('n,s', 8, 'x') as the type of the default (of each item for a tuple), numbers not
+    negative."""
+    if isinstance(default, tuple):
+        return tuple(_coerce(key, v, default[0]) for v in listed(value))
+    kind = type(default)
+    if kind is bool:
+        return flag(key, value)
     try:
-        if isinstance(default, tuple):
-            return tuple(type(default[0])(v) for v in listed(value))
-        if isinstance(default, (int, float)) and not isinstance(value, (int, float)):
-            raise TypeError
-        return type(default)(value)
+        if kind in (int, float) and (type(value) not in (int, kind, str) or kind(value) < 0):
+            raise ValueError
+        return kind(value)
     except (TypeError, ValueError):
-        raise ValueError(f"{key} must be a {type(default).__name__}, got {value!r}") from None
+        number = "non-negative " if kind in (int, float) else ""
+        raise ValueError(f"{key} must be a {number}{kind.__name__}, got {value!r}") from None

@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.config import RESULTS_DIR, listed, options
+from benchmarks.config import RESULTS_DIR, listed, options, refusing
 from benchmarks.readme_tables import checked, markdown_table, measure_and_write, versions
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -177,17 +177,23 @@ def _try_in_worker(fmt_row: dict, weights: Path, args: dict) -> tuple[dict, str]
     return result, log
 
 
-def run_matrix(models: dict[str, Path], args: dict) -> list[dict]:
-    """Try each format (or those in ``args['formats']``) on each model; returns one row per format."""
+def export_rows() -> list[dict]:
+    """Ultralytics' export formats, one dict (Format, Argument, ...) each, less the PyTorch checkpoint itself."""
     from ultralytics.engine.exporter import export_formats
 
     formats = export_formats()  # a dict of columns; a pandas DataFrame in older releases
     if hasattr(formats, "to_dict"):
         formats = formats.to_dict("list")
+    rows = (dict(zip(formats, values, strict=True)) for values in zip(*formats.values(), strict=True))
+    return [row for row in rows if row["Argument"] != "-"]
+
+
+def run_matrix(models: dict[str, Path], args: dict) -> list[dict]:
+    """Try each format (or those in ``args['formats']``) on each model; returns one row per format."""
     only = set(listed(args["formats"])) if args["formats"] else None
     rows = []
-    for row in (dict(zip(formats, values, strict=True)) for values in zip(*formats.values(), strict=True)):
-        if row["Argument"] == "-" or (only and row["Argument"] not in only):  # "-": the PyTorch checkpoint itself
+    for row in export_rows():
+        if only and row["Argument"] not in only:
             continue
         line = {"format": row["Format"], "argument": row["Argument"], "results": {}}
         for name, weights in models.items():
@@ -258,12 +264,17 @@ def measure(args: dict, scratch: Path) -> dict:
 
 def main(argv: list[str] | None = None) -> str:
     """Try the formats, save the records and write the table from them; key=value arguments as DEFAULTS names them."""
-    given = options(argv, [*DEFAULTS, "one", "result"], "benchmarks.export_matrix")
+    files, positive = ("weights", "stock_weights", "image", "readme"), ("imgsz", "timeout")
+    given = options(argv, DEFAULTS | {"one": None, "result": None}, "benchmarks.export_matrix", files, positive)
     if "one" in given:  # the worker process of format `one`
         _worker(given)
         return ""
     args = DEFAULTS | given
-    readme = checked(args["readme"], "exports")
+    with refusing("benchmarks.export_matrix"):
+        readme = checked(args["readme"], "exports")
+        known = [row["Argument"] for row in export_rows()]
+        if unknown := sorted(set(listed(args["formats"] or [])) - set(known)):
+            raise ValueError(f"formats: unknown {', '.join(unknown)}; valid: {', '.join(known)}")
     return measure_and_write(readme, "exports", block, args["results"], lambda scratch: measure(args, scratch))
 
 

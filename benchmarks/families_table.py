@@ -13,8 +13,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from benchmarks.config import RESULTS_DIR, options
+from benchmarks.config import RESULTS_DIR, options, refusing
 from benchmarks.readme_tables import checked, markdown_table, save_json, versions, write_rendered
+from ultralytics_cbam.utils.names import SCALES
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULTS = {"imgsz": 640, "scales": "nslmx", "docs": ROOT / "docs" / "families.md"}
@@ -164,9 +165,12 @@ BLOCKS = {"docs": ("families", families_block), "params": ("params", params_bloc
 
 def main(argv: list[str] | None = None) -> list[Row]:
     """Build the models, save the rows and write the blocks from them; key=value arguments as DEFAULTS names them."""
-    args = DEFAULTS | options(argv, DEFAULTS, "benchmarks.families_table")
-    files = {key: checked(args[key], name) for key, (name, _) in BLOCKS.items()}
-    imgsz, scales = args["imgsz"], str(args["scales"])
+    with refusing("benchmarks.families_table"):
+        args = DEFAULTS | options(argv, DEFAULTS, "benchmarks.families_table", BLOCKS, ("imgsz",))
+        files = {key: checked(args[key], name) for key, (name, _) in BLOCKS.items()}
+        imgsz, scales = args["imgsz"], str(args["scales"])
+        if not scales or set(scales) - set(SCALES):
+            raise ValueError(f"scales must be letters among {SCALES}, got {scales!r}")
     rows = build_rows(imgsz, scales)
     records = {"settings": {"imgsz": imgsz, "scales": scales}, "rows": [asdict(r) for r in rows]}
     save_json(args["results"], {**records, "versions": versions("ultralytics-thop")})

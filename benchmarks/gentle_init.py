@@ -16,7 +16,7 @@ import torch
 from ultralytics import YOLO
 from ultralytics.nn import tasks
 
-from benchmarks.config import RESULTS_DIR, listed, options
+from benchmarks.config import RESULTS_DIR, listed, options, refusing
 from benchmarks.readme_tables import checked, markdown_table, measure_and_write, versions
 from ultralytics_cbam.weight_init import gentle_init
 
@@ -147,8 +147,11 @@ def block(records: dict) -> str:
 
 def main(argv: list[str] | None = None) -> str:
     """Measure, save the records and write the block from them; key=value arguments as DEFAULTS names them."""
-    args = DEFAULTS | options(argv, DEFAULTS, "benchmarks.gentle_init")
-    readme = checked(args["readme"], "gentle")
+    with refusing("benchmarks.gentle_init"):
+        args = DEFAULTS | options(argv, DEFAULTS, "benchmarks.gentle_init", ("source", "readme"), ("epochs", "imgsz"))
+        readme = checked(args["readme"], "gentle")
+        if not all(0.5 < gate < 1 for gate in args["gates"]):
+            raise ValueError(f"gates must be numbers between 0.5 and 1 (exclusive), got {args['gates']}")
     return measure_and_write(readme, "gentle", block, args["results"], lambda work: measure(args, work))
 
 

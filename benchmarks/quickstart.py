@@ -20,7 +20,7 @@ from pathlib import Path
 
 from ultralytics.utils.torch_utils import get_cpu_info
 
-from benchmarks.config import RESULTS_DIR, options
+from benchmarks.config import RESULTS_DIR, options, refusing
 from benchmarks.readme_tables import checked, markdown_table, save_json, versions, write_rendered
 
 COMMAND = "yolo train model=yolov8n-cbam.yaml data=cbam-shapes.yaml epochs={epochs} imgsz={imgsz}"
@@ -80,8 +80,9 @@ def block(records: dict) -> str:
 def main(argv: list[str] | None = None) -> str:
     """Run the quick-start command, save its record and write the table from it; key=value arguments as DEFAULTS
     names them."""
-    args = DEFAULTS | options(argv, DEFAULTS, "benchmarks.quickstart")
-    readme = checked(args["readme"], "quickstart")
+    with refusing("benchmarks.quickstart"):
+        args = DEFAULTS | options(argv, DEFAULTS, "benchmarks.quickstart", ("readme",), ("epochs", "imgsz"))
+        readme = checked(args["readme"], "quickstart")
     save_json(args["results"], {"run": run(args["epochs"], args["imgsz"], args["cpus"]), "versions": versions()})
     text = write_rendered(readme, "quickstart", block, args["results"])
     print(text)

@@ -15,7 +15,7 @@ import torch
 from ultralytics.utils import LOGGER
 
 from benchmarks import model_bench, module_bench, report
-from benchmarks.config import FIELDS, build_config, options
+from benchmarks.config import FIELDS, build_config, options, refusing
 
 MODEL_PARTS = (  # (part, results key, measurement, keyword arguments), in the order they run for each scale
     ("model", "model", model_bench.inference, {}),
@@ -29,10 +29,8 @@ MODEL_PARTS = (  # (part, results key, measurement, keyword arguments), in the o
 
 def main(argv: list[str] | None = None) -> dict:
     """Run the parts that the key=value arguments choose; save and return the results."""
-    try:
+    with refusing("benchmarks.run"):
         cfg = build_config(options(argv, FIELDS, "benchmarks.run"))
-    except ValueError as e:
-        raise SystemExit(f"benchmarks.run: {e}") from None
     torch.set_num_threads(cfg.threads)
     start = time.perf_counter()
 

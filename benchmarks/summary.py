@@ -15,8 +15,8 @@ import json
 from pathlib import Path
 
 from benchmarks import report
-from benchmarks.config import RESULTS_DIR, listed, options
-from benchmarks.readme_tables import write_block
+from benchmarks.config import RESULTS_DIR, listed, options, refusing
+from benchmarks.readme_tables import checked, write_block
 
 PENDING = (
     "No full run is saved yet: `python -m benchmarks.run mode=full` writes `benchmarks/results/cpu-full.json`, then"
@@ -48,16 +48,18 @@ def default_results() -> list[Path]:
 
 def main(argv: list[str] | None = None) -> None:
     """Rewrite the runs if asked, then the block; key=value arguments as DEFAULTS names them."""
-    args = DEFAULTS | options(argv, DEFAULTS, "benchmarks.summary")
+    with refusing("benchmarks.summary"):
+        args = DEFAULTS | options(argv, DEFAULTS, "benchmarks.summary", files=("results", "readme"))
+        readme = checked(args["readme"], "benchmark")
     results = [Path(p) for p in listed(args["results"])] if args["results"] else default_results()
     if not results:
         raise SystemExit(PENDING)
     for path in results if args["rewrite"] else []:
         report.rewrite(path)
         print(f"{path}: targets evaluated again, JSON and Markdown rewritten")
-    if args["readme"] is not None:
-        update_readme(Path(args["readme"]), *results)
-        print(f"{args['readme']}: benchmark block written from {', '.join(map(str, results))}")
+    if readme is not None:
+        update_readme(readme, *results)
+        print(f"{readme}: benchmark block written from {', '.join(map(str, results))}")
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ import itertools
 import json
 import math
 import random
+import re
 import statistics
 import time
 from pathlib import Path
@@ -408,6 +409,53 @@ def test_scripts_refuse_an_unknown_key_in_one_line(name):
     assert "\n" not in message and message.startswith(f"benchmarks.{name}: unknown argument(s) no_such_key; valid: ")
     with pytest.raises(SystemExit, match=r"argument '--flag' is not of the form key=value"):
         main(["--flag"])
+
+
+BAD_ARGUMENTS = [  # script, a bad argument ({tmp}: the test's folder), what its one line says after the script's name
+    ("families_table", "scales=q", "scales must be letters among nslmx, got 'q'"),
+    ("families_table", "imgsz=abc", "imgsz must be a non-negative int, got 'abc'"),
+    ("families_table", "imgsz=0", "imgsz must be a positive integer, got 0"),
+    ("families_table", "docs={tmp}/nothere.md", "docs: .*nothere.md is not a file"),
+    ("export_matrix", "formats=foo,onnx", "formats: unknown foo; valid: torchscript, onnx, .*"),
+    ("export_matrix", "weights={tmp}/nothere.pt", "weights: .*nothere.pt is not a file"),
+    ("gentle_init", "gates=2", r"gates must be numbers between 0.5 and 1 \(exclusive\), got \(2.0,\)"),
+    ("gentle_init", "finetune=-1", "finetune must be a non-negative int, got -1"),
+    ("gentle_init", "gates=abc", "gates must be a non-negative float, got 'abc'"),
+    ("gentle_init", "epochs=abc", "epochs must be a non-negative int, got 'abc'"),
+    ("gentle_init", "source={tmp}/nothere.pt", "source: .*nothere.pt is not a file"),
+    ("run", "scales=q", "scales and model_scales must be among n, s, l, m, x; got q"),
+    ("run", "threads=-1", "threads must be a non-negative int, got -1"),
+    ("summary", "results={tmp}/nothere.json", "results: .*nothere.json is not a file"),
+    ("summary", "results={tmp}", "results: .* is not a file"),
+    ("summary", "rewrite=yes", "rewrite must be True or False, got 'yes'"),
+    ("quickstart", "readme={tmp}/nothere.md", "readme: .*nothere.md is not a file"),
+    ("quickstart", "epochs=abc", "epochs must be a non-negative int, got 'abc'"),
+    ("attention_figure", "model={tmp}/nothere.pt", "model: .*nothere.pt is not a file"),
+    ("attention_figure", "epochs=abc", "epochs must be a non-negative int, got 'abc'"),
+]
+WORK = {"families_table": "build_rows", "export_matrix": "measure", "gentle_init": "measure", "quickstart": "run",
+        "attention_figure": "train_example_model", "summary": "update_readme", "run": "torch"}  # fmt: skip
+
+
+@pytest.mark.parametrize(("script", "bad", "message"), BAD_ARGUMENTS)
+def test_scripts_refuse_a_bad_value_in_one_line_before_any_work(script, bad, message, tmp_path, monkeypatch):
+    """A value of the wrong type or range, or a path that names no file, stops a script with one line naming the
+    script and the argument, before its work starts (stubbed here) and before any file is written."""
+    module = importlib.import_module(f"benchmarks.{script}")
+    monkeypatch.setattr(module, WORK[script], None)  # any use of it fails, and not with SystemExit
+    doc = tmp_path / "doc.md"
+    names = ("families", "params", "exports", "gentle", "quickstart", "benchmark")
+    doc.write_text("".join(f"<!-- {name}:start -->\n<!-- {name}:end -->\n" for name in names))
+    paths = {"docs": doc, "params": doc, "readme": doc, "results": tmp_path / "out.json", "out": tmp_path / "a.png"}
+    given = {key: paths[key] for key in paths if key in getattr(module, "DEFAULTS", {})}
+    given |= {"save_dir": tmp_path} if script == "run" else {}
+    argv = [f"{key}={value}" for key, value in given.items()]
+    with pytest.raises(SystemExit) as refused:
+        module.main([*argv, bad.format(tmp=tmp_path)])
+    text = str(refused.value)
+    assert "\n" not in text and text.startswith(f"benchmarks.{script}: ")
+    assert re.fullmatch(message, text.partition(": ")[2]), text
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["doc.md"]
 
 
 def test_the_package_is_imported_normally_and_no_script_imports_another():
