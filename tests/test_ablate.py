@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import statistics
 from pathlib import Path
 
@@ -280,6 +281,74 @@ def test_bad_grid_arguments_are_named(coco8, tmp_path):
     assert not list(tmp_path.iterdir())  # nothing written for a grid that cannot run
 
 
+@pytest.fixture
+def no_training(monkeypatch):
+    """Make any run that starts training fail the test: the checks must come first."""
+    from ultralytics_cbam.ablation import local_backend
+
+    def train_run(run):
+        raise AssertionError(f"{run.variant} seed {run.seed} started training")
+
+    monkeypatch.setattr(local_backend, "train_run", train_run)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"resume": "no"}, TypeError, r"^resume must be True or False, got 'no'$"),
+        ({"resume": 1}, TypeError, r"^resume must be True or False, got 1$"),
+        ({"lr": 0.1}, ValueError, r"^lr is not an Ultralytics training argument; similar: .*lr0"),
+        ({"batch": "abc"}, TypeError, r"^'batch=abc' is of invalid type str\. [^\n]*$"),
+        ({"device": "abc"}, ValueError, r"^Invalid CUDA 'device=abc' requested\. [^\n]*$"),
+        ({"lr0": 2}, ValueError, r"^'lr0=2' is an invalid value\."),
+        ({"plots": "yes"}, TypeError, r"^'plots=yes' is of invalid type str\."),
+        (
+            {"base": "imgs"},
+            ValueError,
+            r"^base must be a model YAML \(\.yaml\) or a checkpoint \(\.pt\), got '.*imgs'$",
+        ),
+    ],
+)
+def test_bad_training_arguments_fail_before_any_work(kwargs, error, match, coco8, tmp_path, no_training):
+    """The settings passed on to Ultralytics' trainer are checked as it would, in one line, before any work."""
+    (tmp_path / "imgs").mkdir()
+    if kwargs.get("base") == "imgs":
+        kwargs = {"base": str(tmp_path / "imgs")}  # a folder given as base
+    common = {"data": str(coco8), "variants": "baseline", "epochs": 1, "imgsz": 64, "batch": 4, "workers": 0}
+    common |= {"device": "cpu", "latency_runs": 1, "cam_images": 0, "project": str(tmp_path / "runs")}
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    with pytest.raises(error, match=match):
+        ablate(**{**common, **kwargs})
+    assert not (tmp_path / "runs").exists()
+    assert os.environ.get("CUDA_VISIBLE_DEVICES") == visible  # Ultralytics 8.1's select_device sets it
+
+
+@pytest.mark.parametrize(
+    ("pair", "message"),
+    [
+        ("resume=no", "resume must be True or False, got 'no'"),
+        ("lr=0.1", "lr is not an Ultralytics training argument; similar: "),
+        ("batch=abc", "'batch=abc' is of invalid type str."),
+        ("base=imgs", "base must be a model YAML (.yaml) or a checkpoint (.pt), got 'imgs'"),
+    ],
+)
+def test_cli_bad_arguments_are_one_line_without_ultralytics_help(pair, message, coco8, tmp_path, no_training, capsys):
+    from ultralytics_cbam.cli import main
+
+    args = ["ablate", f"data={coco8}", "variants=baseline", "epochs=1", "imgsz=64", "workers=0", "device=cpu"]
+    text, lines = logged(_exit_message, main, [*args, f"project={tmp_path / 'runs'}", pair])
+    assert text.startswith(f"yolo-cbam ablate: {message}") and "\n" not in text
+    assert not any("Arguments received" in line or "yolo TASK MODE ARGS" in line for line in lines)
+    assert "yolo TASK MODE ARGS" not in capsys.readouterr().out
+    assert not (tmp_path / "runs").exists()
+
+
+def _exit_message(func, *args) -> str:
+    with pytest.raises(SystemExit) as exit_info:
+        func(*args)
+    return str(exit_info.value.code)
+
+
 # --- a tiny grid, trained --------------------------------------------------------------------------------------
 
 
@@ -512,8 +581,30 @@ def test_study_script_resumes_from_its_records_and_writes_the_readme_block(grid,
     assert [line for line in log if ") training" in line] == []
     assert sum("finished earlier, skipped" in line for line in log) == 4
     readme.write_text("no block\n")
-    with pytest.raises(ValueError, match="no <!-- ablation:start -->"):
+    with pytest.raises(SystemExit, match=r"^benchmarks\.ablation_study: .*no <!-- ablation:start -->"):
         ablation_study.main(argv)  # refused before any training
+
+
+@pytest.mark.parametrize(
+    ("pair", "message"),
+    [
+        ("epoch=1", "epoch is not an Ultralytics training argument; similar: epochs"),
+        ("seeds=0", "seeds must be a positive integer, got 0"),
+        ("max_seeds=abc", "max_seeds must be a positive integer, got 'abc'"),
+        ("cam_image=-1", "cam_image must be a non-negative integer, got -1"),
+        ("train=no", "train must be True or False, got 'no'"),
+        ("resume=no", "resume must be True or False, got 'no'"),
+        ("batch=abc", "'batch=abc' is of invalid type str."),
+    ],
+)
+def test_study_script_names_a_bad_argument_before_any_work(pair, message, coco8, tmp_path, no_training):
+    from benchmarks import ablation_study
+
+    argv = [f"data={coco8}", "epochs=1", "imgsz=64", "workers=0", "device=cpu", "latency_runs=1"]
+    argv += [f"project={tmp_path / 'runs'}", f"records={tmp_path / 'records.json'}", pair]
+    text = _exit_message(ablation_study.main, argv)
+    assert text.startswith(f"benchmarks.ablation_study: {message}") and "\n" not in text
+    assert not list(tmp_path.iterdir())  # neither the grid nor the records
 
 
 def test_study_decision_text_uses_the_runners_wording():

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ultralytics_cbam.ablation.arguments import check_arguments
 from ultralytics_cbam.ablation.local_backend import run_locally
 from ultralytics_cbam.ablation.ray_backend import run_on_ray
 from ultralytics_cbam.ablation.report import write_outputs
@@ -35,16 +36,22 @@ from ultralytics_cbam.ablation.variants import (
     slug,
 )
 from ultralytics_cbam.integration.compat import check_layercam, quiet_yolo
-from ultralytics_cbam.utils.checks import positive_int
-from ultralytics_cbam.utils.model_inputs import checkpoint_file
+from ultralytics_cbam.utils.model_inputs import checkpoint_file, is_yaml_path
 from ultralytics_cbam.utils.run_dirs import run_dir
 from ultralytics_cbam.visualization.layercam import cam_figures
 
-__all__ = ("AblationResults", "Run", "Variant", "ablate", "build_variant", "parse_seeds", "summarize", "train_run")
+__all__ = (
+    "AblationResults",
+    "Run",
+    "Variant",
+    "ablate",
+    "build_variant",
+    "parse_seeds",
+    "summarize",
+    "train_run",
+)
 
 DEFAULT_VARIANTS = "baseline,cbam,channel,spatial,r8,r32,k3,neck"
-RESERVED = ("model", "data", "epochs", "imgsz", "batch", "seed", "project", "name", "exist_ok", "resume")
-BACKENDS = ("local", "ray")
 
 
 # --- grid arguments ----------------------------------------------------------------------------------------------
@@ -203,16 +210,6 @@ def _check_settings(run_dir: Path, finished: dict, settings: dict) -> None:
 # --- the runner --------------------------------------------------------------------------------------------------
 
 
-def _check_arguments(train_args: dict, values: dict, backend: str) -> None:
-    reserved = sorted(set(train_args) & set(RESERVED))
-    if reserved:
-        raise ValueError(f"ablate sets {', '.join(reserved)} itself (use base=, seeds=, project=, name=, resume=)")
-    for key, value in values.items():
-        positive_int(key, value)
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
-
-
 def ablate(
     data: str = "cbam-shapes.yaml",
     variants: str | Sequence[str] = DEFAULT_VARIANTS,
@@ -268,7 +265,8 @@ def ablate(
         gpus_per_run: GPUs Ray reserves for each run (0: runs train on CPU unless train_args name a device).
         cam_images: Validation images of the LayerCAM figure (cam/ beside results.md: one panel per variant, the
             first seed's runs, as `yolo-cbam cam` draws them; needs Ultralytics >= 8.4.113); 0 for none.
-        **train_args: Further Ultralytics training settings, the same for every run (e.g. device, workers, lr0).
+        **train_args: Further Ultralytics training settings, the same for every run (e.g. device, workers, lr0),
+            checked against Ultralytics' config before any work.
 
     Returns:
         AblationResults with the save directory, the runs, the summary table and the output files.
@@ -276,9 +274,18 @@ def ablate(
     from ultralytics.utils import LOGGER, colorstr
 
     prefix = colorstr("ablate:")
-    _check_arguments(train_args, {"epochs": epochs, "imgsz": imgsz, "latency_runs": latency_runs}, backend)
-    if isinstance(cam_images, bool) or not isinstance(cam_images, int) or cam_images < 0:
-        raise ValueError(f"cam_images must be a number of images (0 for none), got {cam_images!r}")
+    check_arguments(
+        train_args,
+        epochs=epochs,
+        imgsz=imgsz,
+        batch=batch,
+        resume=resume,
+        latency_runs=latency_runs,
+        backend=backend,
+        cam_images=cam_images,
+    )
+    if not (is_checkpoint(base) or is_yaml_path(base)):
+        raise ValueError(f"base must be a model YAML (.yaml) or a checkpoint (.pt), got {base!r}")
     if is_checkpoint(base):
         if "pretrained" in train_args:
             raise ValueError("ablate: base= is a checkpoint, which every run starts from; pretrained= cannot be given")
