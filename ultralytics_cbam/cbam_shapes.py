@@ -307,7 +307,8 @@ def generate(
     """Write the data set to `root` unless it is already there; returns `root`.
 
     For every task but 'classify', `root/data.yaml` is written too, for use as ``data=root/data.yaml``; a classify
-    data set is used as ``data=root``. A folder that exists is returned as it is, so give each class set its own.
+    data set is used as ``data=root``. A folder that holds a data set is returned as it is, so give each class set
+    its own; an empty folder is filled, and a file or a folder with other content is refused.
 
     Args:
         root: Data set folder.
@@ -315,7 +316,7 @@ def generate(
         train: Number of training images.
         val: Number of validation images.
         size: Image width and height in pixels.
-        seed: Data set seed.
+        seed: Data set seed, a non-negative integer.
         classes: Class set: 'source' (red triangle, green circle, blue square), 'target' (yellow pentagon, magenta
             star, cyan cross; no colour or shape in common with the source), or (colour, shape) pairs (see
             `class_set`).
@@ -326,10 +327,22 @@ def generate(
         raise ValueError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
     for name, value in (("train", train), ("val", val), ("size", size)):
         positive_int(name, value)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     pairs = class_set(classes)
     root = Path(root).resolve()
+    if root.is_dir() and not any(root.iterdir()):
+        root.rmdir()  # an empty folder: the data set is renamed into its place below
+    if root.is_dir():
+        done = ("train", "val") if task == "classify" else ("data.yaml",)
+        if all((root / name).exists() for name in done):  # renamed into place whole: complete
+            return root
+        missing = ", ".join(name for name in done if not (root / name).exists())
+        raise FileExistsError(
+            f"folder '{root}' holds no cbam-shapes {task} data set (no {missing}); empty it or give another folder"
+        )
     if root.exists():
-        return root
+        raise FileExistsError(f"'{root}' is a file, not a data set folder; give another folder")
     tmp = root.with_name(f".{root.name}.partial-{uuid.uuid4().hex[:8]}")
     try:
         for split in ("train", "val"):
