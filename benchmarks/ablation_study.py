@@ -110,7 +110,7 @@ def write_cam(save_dir: Path, data: str, index: int, file: Path) -> None:
 
 def main(argv: list[str] | None = None) -> dict:
     """Run or resume the study and write the README block; returns the records."""
-    study = Study("ablation", DEFAULTS, argv)
+    study = Study("ablation", DEFAULTS, argv, script="benchmarks.ablation_study")
     args, records = study.args, study.records
     if args["train"]:
         settings = {k: args[k] for k in SETTINGS}

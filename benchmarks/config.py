@@ -38,14 +38,14 @@ def options(
     if unknown:
         raise SystemExit(f"{prog}: unknown argument(s) {', '.join(unknown)}; valid: {', '.join(valid)}")
     with refusing(prog):
+        for key in positive:
+            positive_int(key, given.get(key, defaults.get(key)))
         for key, value in given.items():
             default = defaults.get(key)
-            given[key] = _coerce(key, value, default) if isinstance(default, (int, float, tuple)) else value
+            given[key] = typed(key, value, default) if isinstance(default, (int, float, tuple)) else value
         for key in files:
             if missing := [p for p in listed(given.get(key)) if p is not None and not Path(p).is_file()]:
                 raise FileNotFoundError(f"{key}: {missing[0]} is not a file")
-        for key in positive:
-            positive_int(key, given.get(key, defaults.get(key)))
     return given
 
 
@@ -99,7 +99,7 @@ def build_config(overrides: dict) -> BenchConfig:
     if mode not in ("short", "full"):
         raise ValueError(f"mode must be 'short' or 'full', got {mode!r}")
     defaults = BenchConfig()
-    given = {key: _coerce(key, value, getattr(defaults, key)) for key, value in overrides.items() if key != "mode"}
+    given = {key: typed(key, value, getattr(defaults, key)) for key, value in overrides.items() if key != "mode"}
     cfg = BenchConfig(mode=mode, **(SHORT if mode == "short" else {}) | given)
     if not set(cfg.parts) <= set(PARTS):
         raise ValueError(f"parts must be among {', '.join(PARTS)}, got {','.join(cfg.parts)}")
@@ -112,11 +112,11 @@ def build_config(overrides: dict) -> BenchConfig:
     return cfg
 
 
-def _coerce(key: str, value: object, default: object) -> object:
+def typed(key: str, value: object, default: object) -> object:
     """A command-line value ('n,s', 8, 'x') as the type of the default (of each item for a tuple), numbers not
     negative."""
     if isinstance(default, tuple):
-        return tuple(_coerce(key, v, default[0]) for v in listed(value))
+        return tuple(typed(key, v, default[0]) for v in listed(value))
     kind = type(default)
     if kind is bool:
         return flag(key, value)
@@ -125,5 +125,5 @@ def _coerce(key: str, value: object, default: object) -> object:
             raise ValueError
         return kind(value)
     except (TypeError, ValueError):
-        number = "non-negative " if kind in (int, float) else ""
-        raise ValueError(f"{key} must be a {number}{kind.__name__}, got {value!r}") from None
+        kind_name = {int: "non-negative integer", float: "non-negative number"}.get(kind, kind.__name__)
+        raise ValueError(f"{key} must be a {kind_name}, got {value!r}") from None

@@ -5,6 +5,7 @@ and the pieces of their blocks."""
 from __future__ import annotations
 
 import csv
+import inspect
 import json
 import os
 import sys
@@ -12,9 +13,10 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from benchmarks.config import RESULTS_DIR
+from benchmarks.config import RESULTS_DIR, refusing, typed
 from benchmarks.readme_figures import save_small_png
 from benchmarks.readme_tables import check_block, load_json, save_json, write_block
+from ultralytics_cbam.utils.checks import positive_int
 
 COMMAND = "yolo-cbam ablate data={data} base={base} variants={variants} seeds={seeds} epochs={epochs} imgsz={imgsz}"
 
@@ -124,10 +126,10 @@ def study_defaults(name: str, figure: Path, settings: dict, **more: object) -> d
 class Study:
     """One run of a study's script: its settings, its records and its `ablate` grid, resumed from the records."""
 
-    def __init__(self, block: str, defaults: dict, argv: list[str] | None) -> None:
+    def __init__(self, block: str, defaults: dict, argv: list[str] | None, script: str) -> None:
         """Take `defaults` overridden by the key=value pairs of `argv` (default: the command line's; the further pairs
-        go to `ablate`), check that `readme` has the doc block `block` (before any training), and add the finished
-        runs of an interrupted grid to the records."""
+        go to `ablate`), check them and that `readme` has the doc block `block` (before any training; a mistake
+        exits with one line naming `script`), and add the finished runs of an interrupted grid to the records."""
         from ultralytics_cbam.ablation.runner import grid_dir
         from ultralytics_cbam.cli import parse_overrides
 
@@ -135,12 +137,29 @@ class Study:
         args = {k: self.extra.pop(k, v) for k, v in defaults.items()}
         paths = {"readme"} | {k for k, v in defaults.items() if isinstance(v, Path)}
         self.args = args | {k: Path(args[k]) for k in paths if args[k] is not None}
-        if self.args["readme"] is not None:
-            check_block(self.args["readme"], block)
+        with refusing(script):
+            self._check(defaults)
         self.records = load_records(self.args["records"])
         self.save_dir = grid_dir(self.args["project"], self.args["name"], resume=True)
         if harvest(self.records, self.save_dir):
             self.save()
+
+    def _check(self, defaults: dict) -> None:
+        """Check the study's settings (counts, flags), the further pairs as `ablate` would, and the doc block."""
+        from ultralytics_cbam.ablation.arguments import check_arguments
+        from ultralytics_cbam.ablation.runner import ablate
+
+        for key, default in defaults.items():  # counts and flags, typed as their defaults (positive where it is)
+            if isinstance(default, int) and not isinstance(default, bool) and default > 0:
+                positive_int(key, self.args[key])
+            if isinstance(default, int):
+                self.args[key] = typed(key, self.args[key], default)
+        ablate_args = inspect.signature(ablate).parameters
+        checked = inspect.signature(check_arguments).parameters
+        options = {k: v for k, v in {**self.extra, **self.args}.items() if k in checked and k != "train_args"}
+        check_arguments({k: v for k, v in self.extra.items() if k not in ablate_args}, **options)
+        if self.args["readme"] is not None:
+            check_block(self.args["readme"], self.block)
 
     def save(self) -> None:
         """Save the records."""

@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> dict:
     """Run or resume the study and write the doc block; returns the records."""
     from ultralytics_cbam.ablation.runner import ablate
 
-    study = Study("transfer", DEFAULTS, argv)
+    study = Study("transfer", DEFAULTS, argv, script="benchmarks.transfer_study")
     args, records = study.args, study.records
     if args["train"]:
         only_ablate = set(inspect.signature(ablate).parameters) - {"batch", "train_args"}

@@ -109,3 +109,26 @@ def test_interrupted_pretraining_is_resumed_and_a_finished_one_kept(coco8, tmp_p
     assert transfer_study.pretrain(args, train_args) == best and best.stat().st_mtime_ns == made
     with pytest.raises(ValueError, match="was trained with"):
         transfer_study.pretrain({**args, "pretrain_epochs": 3}, train_args)
+
+
+@pytest.mark.parametrize(
+    ("pair", "message"),
+    [
+        ("epoch=1", "epoch is not an Ultralytics training argument; similar: epochs"),
+        ("seeds=0", "seeds must be a positive integer, got 0"),
+        ("pretrain_epochs=abc", "pretrain_epochs must be a positive integer, got 'abc'"),
+        ("lr=0.1", "lr is not an Ultralytics training argument; similar: "),
+    ],
+)
+def test_bad_argument_is_named_before_the_pretraining(pair, message, coco8, tmp_path, monkeypatch):
+    def pretrain(args, train_args):
+        raise AssertionError("the pretraining started")
+
+    monkeypatch.setattr(transfer_study, "pretrain", pretrain)
+    argv = [f"source={coco8}", f"data={coco8}", "imgsz=64", "workers=0", "device=cpu"]
+    argv += [f"project={tmp_path / 'runs'}", f"records={tmp_path / 'records.json'}", pair]
+    with pytest.raises(SystemExit) as exit_info:
+        transfer_study.main(argv)
+    text = str(exit_info.value.code)
+    assert text.startswith(f"benchmarks.transfer_study: {message}") and "\n" not in text
+    assert not list(tmp_path.iterdir())
