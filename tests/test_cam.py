@@ -122,32 +122,53 @@ def test_long_titles_are_cut_to_the_panel():
 @pytest.mark.parametrize(
     "case, message",
     [
-        ("missing model", r"model '\S*missing\.pt' not found"),
+        ("missing model", r"checkpoint '\S*missing\.pt' not found"),
+        ("missing asset-like name", r"checkpoint 'nothere\.pt' not found$"),
+        ("unreadable model", r"checkpoint '\S*garbage\.pt' cannot be read as a PyTorch checkpoint \(.+\)"),
+        ("folder as model", r"checkpoint '\S*empty' is a folder"),
         ("no models", r"models is required"),
         ("missing source", r"source '\S*nowhere\.jpg' not found"),
         ("empty folder", r"source '\S*empty' holds no images"),
         ("not an image", r"source '\S*notes\.txt' is not an image"),
+        ("image file that is not one", r"source '\S*fake\.jpg' is not an image"),
+        ("classes as text", r"classes must be a class id or a list of class ids \(integers >= 0\), got 'abc'"),
+        ("zero imgsz", r"imgsz must be a positive integer, got 0"),
+        ("conf above 1", r"conf must be a number in \[0, 1\], got 2"),
+        ("exist_ok as text", r"exist_ok must be True or False, got 'no'"),
         (
             "mixed tasks",
             r"models of different tasks cannot share a figure: yolov8n \(detect\), yolov8n-cls \(classify\)",
         ),
     ],
 )
-def test_bad_input_is_a_one_line_error_naming_it_and_writes_nothing(case, message, untrained, coco8_images, tmp_path):
+def test_bad_input_is_a_one_line_error_naming_it_and_writes_nothing(
+    case, message, untrained, coco8_images, tmp_path, monkeypatch
+):
     (tmp_path / "empty").mkdir()
     (tmp_path / "notes.txt").write_text("not an image")
+    (tmp_path / "fake.jpg").write_text("not an image")
+    (tmp_path / "garbage.pt").write_text("garbage\n")
+    monkeypatch.chdir(tmp_path)
     detect, classify, image = untrained["detect"], untrained["classify"], coco8_images[0]
-    models, source = {
+    models, source, *extra = {
         "missing model": ([tmp_path / "missing.pt"], image),
+        "missing asset-like name": (["nothere.pt"], image),
+        "unreadable model": ([tmp_path / "garbage.pt"], image),
+        "folder as model": ([tmp_path / "empty"], image),
         "no models": ([], image),
         "missing source": ([detect], tmp_path / "nowhere.jpg"),
         "empty folder": ([detect], tmp_path / "empty"),
         "not an image": ([detect], tmp_path / "notes.txt"),
+        "image file that is not one": ([detect], tmp_path / "fake.jpg"),
+        "classes as text": ([detect], image, "classes=abc"),
+        "zero imgsz": ([detect], image, "imgsz=0"),
+        "conf above 1": ([detect], image, "conf=2"),
+        "exist_ok as text": ([detect], image, "exist_ok=no"),
         "mixed tasks": ([detect, classify], image),
     }[case]
     args = [f"models={','.join(map(str, models))}"] if models else []
     with pytest.raises(SystemExit) as e:
-        main(["cam", *args, f"source={source}", f"project={tmp_path / 'runs'}"])
+        main(["cam", *args, f"source={source}", *extra, f"project={tmp_path / 'runs'}"])
     assert str(e.value).startswith("yolo-cbam cam: ") and "\n" not in str(e.value)
     assert re.search(message, str(e.value)), str(e.value)
     assert not (tmp_path / "runs").exists()

@@ -133,6 +133,9 @@ def yolo_cbam_mistakes(folder: Path, image: Path) -> dict[str, tuple[list[str], 
     with the files they need written to `folder`."""
     stock = save_checkpoint(YOLO("yolov8n.yaml"), folder / "stock.pt")
     bad_row = write_yaml(folder, "misspelled-module", CASES["misspelled-module"][0])
+    (folder / "bad.yaml").write_text("x: [1\n")
+    (folder / "garbage.pt").write_text("garbage\n")
+    (folder / "weights").mkdir()
     return {
         "official-weights-offline": (
             ["add", "model=yolov8n.pt"],
@@ -150,11 +153,24 @@ def yolo_cbam_mistakes(folder: Path, image: Path) -> dict[str, tuple[list[str], 
             ["ablate: data 'no-such-data.yaml'", "does not exist"],
         ),
         "unknown-argument": (["visualize", "src=x.jpg"], ["visualize: unknown argument(s) src"]),
+        "yaml-syntax": (["add", "model=bad.yaml"], ["add: model YAML 'bad.yaml' is not valid YAML (line 2: expected"]),
+        "garbage-checkpoint": (
+            ["add", "model=garbage.pt"],
+            ["add: checkpoint 'garbage.pt' cannot be read as a PyTorch checkpoint ("],
+        ),
+        "folder-as-model": (
+            ["visualize", "model=weights", f"source={image}"],
+            ["visualize: model 'weights' is a folder; visualize needs a checkpoint (.pt) or a model YAML"],
+        ),
+        "flag-as-text": (
+            ["visualize", "model=yolov8n-cbam.yaml", f"source={image}", "save=no"],
+            ["visualize: save must be True or False, got 'no'"],
+        ),
     }
 
 
 MISTAKES = ["official-weights-offline", "missing-checkpoint", "bad-yaml-row", "bad-where", "no-cbam"]
-MISTAKES += ["missing-data", "unknown-argument"]
+MISTAKES += ["missing-data", "unknown-argument", "yaml-syntax", "garbage-checkpoint", "folder-as-model", "flag-as-text"]
 
 
 @pytest.mark.parametrize("mistake", MISTAKES)

@@ -395,3 +395,51 @@ def test_package_level_call(coco8_images):
     (direct,) = visualize("yolov8n-cbam.yaml", **kwargs)
     assert list(via_package.spatial) == list(direct.spatial) == ["layer3", "layer6", "layer9", "layer13"]
     assert [a.shape for a in via_package.spatial.values()] == [a.shape for a in direct.spatial.values()]
+
+
+@pytest.mark.parametrize(
+    ("source", "error", "message"),
+    [
+        ("fake.jpg", ValueError, r"source '\S*fake\.jpg' is not an image"),
+        ("notes.txt", ValueError, r"source '\S*notes\.txt' is not an image or video"),
+        ("empty", ValueError, r"source '\S*empty' holds no images"),
+        ("nowhere.jpg", FileNotFoundError, r"source '\S*nowhere\.jpg' not found"),
+        ("", ValueError, r"source is required"),
+    ],
+)
+def test_bad_source_is_named_before_the_run_folder_is_made(source, error, message, tmp_path):
+    (tmp_path / "fake.jpg").write_text("not an image")
+    (tmp_path / "notes.txt").write_text("not an image")
+    (tmp_path / "empty").mkdir()
+    path = str(tmp_path / source) if source else source
+    with pytest.raises(error, match=message):
+        visualize("yolov8n-cbam.yaml", source=path, imgsz=64, project=str(tmp_path / "runs"))
+    assert not (tmp_path / "runs").exists()
+
+
+def test_comma_separated_sources_are_read_as_cam_reads_them(coco8_images):
+    (a, b) = visualize("yolov8n-cbam.yaml", source=f"{coco8_images[0]},{coco8_images[1]}", imgsz=64, save=False)
+    assert [a.path, b.path] == [str(coco8_images[0]), str(coco8_images[1])]
+
+
+@pytest.mark.parametrize("arg", ["save", "grid", "normalize", "exist_ok"])
+def test_flags_given_as_text_are_named(arg, coco8_images, tmp_path):
+    with pytest.raises(TypeError, match=rf"^{arg} must be True or False, got 'no'$"):
+        visualize("yolov8n-cbam.yaml", source=coco8_images[0], imgsz=64, project=str(tmp_path), **{arg: "no"})
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(
+    ("model", "error", "message"),
+    [
+        ("garbage.pt", ValueError, r"checkpoint '\S*garbage\.pt' cannot be read as a PyTorch checkpoint \(.+\)"),
+        ("folder", IsADirectoryError, r"model '\S*folder' is a folder; visualize needs a checkpoint"),
+        ("nothing-here.pt", FileNotFoundError, r"^checkpoint 'nothing-here\.pt' not found$"),
+    ],
+)
+def test_bad_model_file_is_named(model, error, message, coco8_images, tmp_path, monkeypatch):
+    (tmp_path / "garbage.pt").write_text("garbage\n")
+    (tmp_path / "folder").mkdir()
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(error, match=message):
+        visualize(model if model == "nothing-here.pt" else str(tmp_path / model), source=coco8_images[0], save=False)

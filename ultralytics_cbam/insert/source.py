@@ -62,8 +62,13 @@ class ModelSource:
         import yaml
 
         file = find_yaml(path)
-        text = file.read_text(encoding="utf-8")
-        d = yaml.safe_load(text)
+        try:
+            text = file.read_text(encoding="utf-8")
+            d = yaml.safe_load(text)
+        except (yaml.YAMLError, UnicodeDecodeError) as e:
+            mark = getattr(e, "problem_mark", None)
+            where = f"line {mark.line + 1}: {e.problem}" if mark else str(e)
+            raise ModelYAMLError(f"model YAML '{file}' is not valid YAML ({where})") from None
         if not isinstance(d, dict):
             raise ModelYAMLError(f"model YAML '{file}' is not a mapping of keys such as nc, backbone and head")
         return cls(d, Path(path).name, file, None, guess_scale(path), text)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import inspect
+import pickle
+from contextlib import contextmanager
 from pathlib import Path
 
 __all__ = (
@@ -15,6 +17,9 @@ __all__ = (
 )
 
 LAYERCAM_RELEASE = "8.4.113"  # the first release with ultralytics.utils.plotting.class_activation_map
+_UNREADABLE = (  # how loading a file that is no checkpoint fails (AssertionError: Ultralytics' check of the suffix)
+    pickle.UnpicklingError, EOFError, RuntimeError, ValueError, LookupError, AttributeError, TypeError, AssertionError
+)  # fmt: skip
 
 
 def load_checkpoint(file: str | Path):
@@ -23,15 +28,30 @@ def load_checkpoint(file: str | Path):
     from ultralytics.nn import tasks
 
     loader = getattr(tasks, "load_checkpoint", None) or tasks.attempt_load_one_weight
-    return loader(file)
+    with _readable(file):
+        return loader(file)
+
+
+@contextmanager
+def _readable(file: str | Path):
+    """Turn the errors of unpickling a file that is no checkpoint (text, a truncated download, a bare tensor or state
+    dict) into one ValueError naming the file."""
+    try:
+        yield
+    except _UNREADABLE as e:
+        raise ValueError(f"checkpoint '{file}' cannot be read as a PyTorch checkpoint ({e})") from e
 
 
 def quiet_yolo(model: str):
-    """`YOLO(model)` without its model summary (8.1's constructor takes no `verbose`)."""
+    """`YOLO(model)` without its model summary (8.1's constructor takes no `verbose`); a checkpoint that cannot be read
+    raises a ValueError naming it, as `load_checkpoint` does."""
     from ultralytics import YOLO
 
     quiet = {"verbose": False} if "verbose" in inspect.signature(YOLO.__init__).parameters else {}
-    return YOLO(model, **quiet)
+    if str(model).lower().endswith((".yaml", ".yml")):
+        return YOLO(model, **quiet)
+    with _readable(model):
+        return YOLO(model, **quiet)
 
 
 def checkpoint_train_args(args: object, task: str) -> dict:

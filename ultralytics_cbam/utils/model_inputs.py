@@ -47,6 +47,8 @@ def checkpoint_file(path: str | Path) -> str:
 
     if Path(path).is_file():
         return str(path)
+    if str(path).strip() and Path(path).is_dir():
+        raise IsADirectoryError(f"checkpoint '{path}' is a folder, not a checkpoint file (.pt)")
     name = str(path).strip()
     if (Path(name).name == name and name in GITHUB_ASSETS_NAMES) or name.lower().startswith(("http://", "https://")):
         try:

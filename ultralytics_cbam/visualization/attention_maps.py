@@ -18,9 +18,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from ultralytics_cbam.modules import CBAM, ChannelAttention, SpatialAttention
-from ultralytics_cbam.utils.model_inputs import torch_model
+from ultralytics_cbam.utils.checks import flag
+from ultralytics_cbam.utils.model_inputs import is_yaml_path, load_checkpoint_model, torch_model
 from ultralytics_cbam.utils.run_dirs import run_dir, unique_name
-from ultralytics_cbam.utils.sources import decoded_images
+from ultralytics_cbam.utils.sources import decoded_images, inference_source
 from ultralytics_cbam.visualization.rendering import (
     channel_plot,
     colour_limits,
@@ -144,20 +145,24 @@ def _resolve_model(model, device: str | None) -> tuple[nn.Module, str, dict]:
         raise ValueError("device= applies to models loaded from a path; move a model object to the device yourself")
     if isinstance(model, Model):
         return torch_model(model), model.task, model.overrides
-    if isinstance(model, nn.Module):
-        args = getattr(model, "args", None)  # a checkpoint's training settings
-        args = args if isinstance(args, dict) else vars(args) if args is not None else {}
-        return model, guess_model_task(model) if isinstance(model, BaseModel) else "detect", args
-    if isinstance(model, (str, Path)):
+    if is_yaml_path(model):
         yolo = YOLO(str(model))
-        net = yolo.model
-        if device is not None:
-            from ultralytics.utils.torch_utils import select_device
+        net, task, settings = yolo.model, yolo.task, yolo.overrides
+    elif isinstance(model, (str, Path, nn.Module)):
+        if not isinstance(model, nn.Module) and str(model).strip() and Path(model).is_dir():
+            raise IsADirectoryError(f"model '{model}' is a folder; visualize needs a checkpoint (.pt) or a model YAML")
+        net = model if isinstance(model, nn.Module) else load_checkpoint_model(model)
+        args = getattr(net, "args", None)  # a checkpoint's training settings
+        settings = args if isinstance(args, dict) else vars(args) if args is not None else {}
+        task = guess_model_task(net) if isinstance(net, BaseModel) else "detect"
+    else:
+        kind = type(model).__name__
+        raise TypeError(f"model must be a checkpoint or YAML path, a YOLO model or a torch module, got {kind}")
+    if device is not None:
+        from ultralytics.utils.torch_utils import select_device
 
-            net = net.to(select_device(device, verbose=False))
-        return net, yolo.task, yolo.overrides
-    kind = type(model).__name__
-    raise TypeError(f"model must be a checkpoint or YAML path, a YOLO model or a torch module, got {kind}")
+        net = net.to(select_device(device, verbose=False))
+    return net, task, settings
 
 
 def _model_name(model, net: nn.Module) -> str:
@@ -216,7 +221,8 @@ def visualize(
 
     Args:
         model: Checkpoint or model YAML path, a YOLO model or a torch module containing CBAM layers.
-        source: Image, list of images (paths, numpy arrays, PIL images), RGB tensor batch, folder, glob or video.
+        source: Image or video path, folder, glob, or a list of these (comma-separated on the command line); or
+            numpy arrays, PIL images or an RGB tensor batch.
         imgsz: Inference size, an int or [height, width]. Default: the size a checkpoint was trained at, as in
             Ultralytics' predict; 640 for other models.
         grid: One grid image per image instead of one file per layer.
@@ -239,7 +245,10 @@ def visualize(
     from ultralytics.utils import LOGGER, colorstr
     from ultralytics.utils.checks import check_imgsz
 
+    for arg, value in (("grid", grid), ("normalize", normalize), ("save", save), ("exist_ok", exist_ok)):
+        flag(arg, value)
     colours = _check_args(imgsz, alpha, cmap)
+    source = inference_source(source)  # a bad source fails before the model loads and the run folder is made
     net, task, settings = _resolve_model(model, device)
     layers = attention_layers(net)
     if not layers:

@@ -18,7 +18,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ultralytics_cbam.integration.compat import check_layercam
+from ultralytics_cbam.integration.compat import check_layercam, quiet_yolo
+from ultralytics_cbam.utils.checks import flag, positive_int
+from ultralytics_cbam.utils.model_inputs import checkpoint_file, is_yaml_path
 from ultralytics_cbam.utils.run_dirs import run_dir, unique_name
 from ultralytics_cbam.utils.sources import image_files, split_list
 
@@ -60,21 +62,31 @@ def model_name(model) -> str:
 
 
 def _load(model):
-    """A YOLO model from a YOLO object or a path; errors name the bad model."""
+    """A YOLO model from a YOLO object, a model YAML or a checkpoint path (or asset name); errors name the bad model."""
     from torch import nn
-    from ultralytics import YOLO
     from ultralytics.engine.model import Model
 
     if isinstance(model, (str, Path)):
-        path = Path(model)
-        if not path.exists() and path.name != str(model):  # bare names are Ultralytics' to resolve (or download)
-            raise FileNotFoundError(f"model '{model}' not found")
-        model = YOLO(str(model))
+        model = quiet_yolo(str(model) if is_yaml_path(model) else checkpoint_file(model))
     elif not isinstance(model, Model):
         raise TypeError(f"models must be checkpoint paths or YOLO models, got {type(model).__name__}")
     if not isinstance(model.model, nn.Module):
         raise ValueError(f"model '{model_name(model)}' is no PyTorch model; LayerCAM needs a .pt checkpoint")
     return model
+
+
+def _check_predict(imgsz, conf, classes) -> None:
+    """Check the predict arguments before any model runs or folder is made; errors name the argument."""
+    sizes = [] if imgsz is None else imgsz if isinstance(imgsz, (list, tuple)) else [imgsz]
+    if isinstance(imgsz, (list, tuple)) and len(imgsz) not in (1, 2):
+        raise ValueError(f"imgsz must be a positive integer or [height, width], got {imgsz!r}")
+    for size in sizes:
+        positive_int("imgsz", size)
+    if isinstance(conf, bool) or not isinstance(conf, (int, float)) or not 0 <= conf <= 1:
+        raise ValueError(f"conf must be a number in [0, 1], got {conf!r}")
+    ids = [] if classes is None else classes if isinstance(classes, (list, tuple)) else [classes]
+    if not all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in ids):
+        raise ValueError(f"classes must be a class id or a list of class ids (integers >= 0), got {classes!r}")
 
 
 def _prediction(result, conf: float) -> str:
@@ -190,6 +202,7 @@ def cam_figures(models: dict, images: list, save_dir: Path, imgsz=None, conf: fl
     figure files.
     """
     check_layercam()
+    _check_predict(imgsz, conf, None)
     if not models:
         raise ValueError("models is empty: give {title: checkpoint}")
     loaded = {str(title): _load(m) for title, m in models.items()}
@@ -230,6 +243,8 @@ def cam(
         One CamFigure per image: its panels (title, prediction, overlay) and figure file.
     """
     check_layercam()
+    flag("exist_ok", exist_ok)
+    _check_predict(imgsz, conf, classes)
     paths = split_list(models)
     if not paths:
         raise ValueError("models is required: checkpoints to compare, e.g. models=baseline.pt,cbam.pt")
