@@ -16,6 +16,7 @@ from ultralytics import YOLO
 from ultralytics.nn.tasks import DetectionModel
 from ultralytics.utils import ROOT
 
+from ultralytics_cbam.ablation.arguments import check_arguments
 from ultralytics_cbam.ablation.runner import ablate, parse_seeds
 from ultralytics_cbam.ablation.stats import compare
 from ultralytics_cbam.ablation.variants import Variant, build_variant, model_file_name
@@ -249,9 +250,9 @@ def test_ray_backend_without_ray_says_how_to_install_it(monkeypatch):
     monkeypatch.setitem(__import__("sys").modules, "ray", None)  # as if Ray were not installed
     with pytest.raises(ImportError, match=r'pip install "ultralytics-cbam\[ray\]"'):
         run_on_ray([], 0, lambda run, record: None)
-    for key, bad in (("cpus_per_run", -1), ("gpus_per_run", "one")):
+    for key, bad in (("cpus_per_run", -1), ("gpus_per_run", "one")):  # before any work, as every setting
         with pytest.raises(ValueError, match=f"{key} must be a number of at least 0"):
-            run_on_ray([], 0, lambda run, record: None, **{key: bad})
+            check_arguments({}, backend="ray", **{key: bad})
 
 
 def test_parse_seeds():
@@ -302,6 +303,7 @@ def no_training(monkeypatch):
         ({"device": "abc"}, ValueError, r"^Invalid CUDA 'device=abc' requested\. [^\n]*$"),
         ({"lr0": 2}, ValueError, r"^'lr0=2' is an invalid value\."),
         ({"plots": "yes"}, TypeError, r"^'plots=yes' is of invalid type str\."),
+        ({"backend": "ray", "cpus_per_run": -1}, ValueError, r"^cpus_per_run must be a number of at least 0, got -1$"),
         (
             {"base": "imgs"},
             ValueError,
@@ -595,6 +597,7 @@ def test_study_script_resumes_from_its_records_and_writes_the_readme_block(grid,
         ("train=no", "train must be True or False, got 'no'"),
         ("resume=no", "resume must be True or False, got 'no'"),
         ("batch=abc", "'batch=abc' is of invalid type str."),
+        ("variants=cbam", "variants: the study sets it itself"),
     ],
 )
 def test_study_script_names_a_bad_argument_before_any_work(pair, message, coco8, tmp_path, no_training):

@@ -23,6 +23,8 @@ def check_arguments(
     latency_runs: int = 20,
     backend: str = "local",
     cam_images: int = 3,
+    cpus_per_run: float = 1,
+    gpus_per_run: float = 0,
 ) -> None:
     """Check `ablate`'s settings before any work, raising a ValueError or TypeError that names the bad one.
 
@@ -39,6 +41,9 @@ def check_arguments(
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
     if isinstance(cam_images, bool) or not isinstance(cam_images, int) or cam_images < 0:
         raise ValueError(f"cam_images must be a number of images (0 for none), got {cam_images!r}")
+    for key, value in (("cpus_per_run", cpus_per_run), ("gpus_per_run", gpus_per_run)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise ValueError(f"{key} must be a number of at least 0, got {value!r}")
     _check_train_args(train_args, batch, local=backend == "local")
 
 

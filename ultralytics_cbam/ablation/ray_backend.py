@@ -62,9 +62,6 @@ def run_on_ray(
     Returns:
         (list): (run, error) of every run that failed; a run whose worker died is one of them.
     """
-    for key, value in (("cpus_per_run", cpus_per_run), ("gpus_per_run", gpus_per_run)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-            raise ValueError(f"{key} must be a number of at least 0, got {value!r}")
     ray = _ray()
     from ultralytics.utils import LOGGER, TQDM, colorstr
 

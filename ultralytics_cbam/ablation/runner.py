@@ -283,6 +283,8 @@ def ablate(
         latency_runs=latency_runs,
         backend=backend,
         cam_images=cam_images,
+        cpus_per_run=cpus_per_run,
+        gpus_per_run=gpus_per_run,
     )
     if not (is_checkpoint(base) or is_yaml_path(base)):
         raise ValueError(f"base must be a model YAML (.yaml) or a checkpoint (.pt), got {base!r}")
