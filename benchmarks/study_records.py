@@ -154,6 +154,8 @@ class Study:
                 positive_int(key, self.args[key])
             if isinstance(default, int):
                 self.args[key] = typed(key, self.args[key], default)
+        if taken := sorted({"variants", "base"} & set(self.extra)):  # those the study's steps choose
+            raise ValueError(f"{', '.join(taken)}: the study sets it itself")
         ablate_args = inspect.signature(ablate).parameters
         checked = inspect.signature(check_arguments).parameters
         options = {k: v for k, v in {**self.extra, **self.args}.items() if k in checked and k != "train_args"}

@@ -118,6 +118,7 @@ def test_interrupted_pretraining_is_resumed_and_a_finished_one_kept(coco8, tmp_p
         ("seeds=0", "seeds must be a positive integer, got 0"),
         ("pretrain_epochs=abc", "pretrain_epochs must be a positive integer, got 'abc'"),
         ("lr=0.1", "lr is not an Ultralytics training argument; similar: "),
+        ("base=yolov8n.yaml", "base: the study sets it itself"),
     ],
 )
 def test_bad_argument_is_named_before_the_pretraining(pair, message, coco8, tmp_path, monkeypatch):
