@@ -38,11 +38,7 @@ def options(
     if unknown:
         raise SystemExit(f"{prog}: unknown argument(s) {', '.join(unknown)}; valid: {', '.join(valid)}")
     with refusing(prog):
-        for key in positive:
-            positive_int(key, given.get(key, defaults.get(key)))
-        for key, value in given.items():
-            default = defaults.get(key)
-            given[key] = typed(key, value, default) if isinstance(default, (int, float, tuple)) else value
+        given = typed_values(given, defaults, positive)
         for key in files:
             if missing := [p for p in listed(given.get(key)) if p is not None and not Path(p).is_file()]:
                 raise FileNotFoundError(f"{key}: {missing[0]} is not a file")
@@ -110,6 +106,16 @@ def build_config(overrides: dict) -> BenchConfig:
     cfg.threads = cfg.threads or os.cpu_count() or 1  # Ultralytics' import sets OMP_NUM_THREADS=1
     cfg.name = cfg.name or f"cpu-{mode}"
     return cfg
+
+
+def typed_values(given: dict, defaults: dict, positive: Iterable[str] = ()) -> dict:
+    """`given` with each value whose default is a bool, number or tuple as the default's type (`typed`); the values of
+    `positive` (given or default) must be positive integers. A bad value raises a ValueError or TypeError naming it."""
+    for key in positive:
+        positive_int(key, given.get(key, defaults.get(key)))
+    return {
+        k: typed(k, v, defaults[k]) if isinstance(defaults.get(k), (int, float, tuple)) else v for k, v in given.items()
+    }
 
 
 def typed(key: str, value: object, default: object) -> object:

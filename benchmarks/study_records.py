@@ -13,10 +13,9 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from benchmarks.config import RESULTS_DIR, refusing, typed
+from benchmarks.config import RESULTS_DIR, refusing, typed_values
 from benchmarks.readme_figures import save_small_png
 from benchmarks.readme_tables import check_block, load_json, save_json, write_block
-from ultralytics_cbam.utils.checks import positive_int
 
 COMMAND = "yolo-cbam ablate data={data} base={base} variants={variants} seeds={seeds} epochs={epochs} imgsz={imgsz}"
 
@@ -149,11 +148,8 @@ class Study:
         from ultralytics_cbam.ablation.arguments import check_arguments
         from ultralytics_cbam.ablation.runner import ablate
 
-        for key, default in defaults.items():  # counts and flags, typed as their defaults (positive where it is)
-            if isinstance(default, int) and not isinstance(default, bool) and default > 0:
-                positive_int(key, self.args[key])
-            if isinstance(default, int):
-                self.args[key] = typed(key, self.args[key], default)
+        counts = [key for key, default in defaults.items() if type(default) is int and default > 0]
+        self.args = typed_values(self.args, defaults, positive=counts)
         if taken := sorted({"variants", "base"} & set(self.extra)):  # those the study's steps choose
             raise ValueError(f"{', '.join(taken)}: the study sets it itself")
         ablate_args = inspect.signature(ablate).parameters

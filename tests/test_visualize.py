@@ -358,6 +358,7 @@ def test_normalize_changes_only_the_pictures(trained_cbam, coco8_images, tmp_pat
         ({"cmap": "not-a-map"}, ValueError, "cmap"),
         ({"alpha": 1.5}, ValueError, "alpha"),
         ({"imgsz": 0}, ValueError, "imgsz"),
+        ({"imgsz": [64, 64, 64]}, ValueError, r"imgsz must be a positive integer or \[height, width\]"),
         ({"source": None}, ValueError, "source"),
         ({"model": 3}, TypeError, "model"),
     ],

@@ -40,16 +40,7 @@ from ultralytics_cbam.utils.model_inputs import checkpoint_file, is_yaml_path
 from ultralytics_cbam.utils.run_dirs import run_dir
 from ultralytics_cbam.visualization.layercam import cam_figures
 
-__all__ = (
-    "AblationResults",
-    "Run",
-    "Variant",
-    "ablate",
-    "build_variant",
-    "parse_seeds",
-    "summarize",
-    "train_run",
-)
+__all__ = ("AblationResults", "Run", "Variant", "ablate", "build_variant", "parse_seeds", "summarize", "train_run")
 
 DEFAULT_VARIANTS = "baseline,cbam,channel,spatial,r8,r32,k3,neck"
 

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ultralytics_cbam.modules import CBAM, ChannelAttention, SpatialAttention
-from ultralytics_cbam.utils.checks import flag
+from ultralytics_cbam.utils.checks import flag, image_size, unit_interval
 from ultralytics_cbam.utils.model_inputs import is_yaml_path, load_checkpoint_model, torch_model
 from ultralytics_cbam.utils.run_dirs import run_dir, unique_name
 from ultralytics_cbam.utils.sources import decoded_images, inference_source
@@ -183,17 +183,10 @@ def _check_args(imgsz, alpha: float, cmap: str):
 
     if cmap not in colormaps:
         raise ValueError(f"cmap={cmap!r} is not a matplotlib colour map, e.g. 'jet', 'turbo', 'viridis'")
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 <= alpha <= 1:
-        raise ValueError(f"alpha must be a number in [0, 1], got {alpha!r}")
+    unit_interval("alpha", alpha)
     if imgsz is not None:
-        _check_imgsz(imgsz)
+        image_size(imgsz)
     return colormaps[cmap]
-
-
-def _check_imgsz(imgsz) -> None:
-    sizes = [imgsz] if isinstance(imgsz, (int, float)) else imgsz
-    if not sizes or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in sizes):
-        raise ValueError(f"imgsz must be a positive integer or [height, width], got {imgsz!r}")
 
 
 def visualize(
@@ -258,8 +251,7 @@ def visualize(
             f"'yolo-cbam add model={name}' (add_cbam in Python) and train the result"
         )
     if imgsz is None:
-        imgsz = settings.get("imgsz") or 640
-        _check_imgsz(imgsz)
+        imgsz = image_size(settings.get("imgsz") or 640)
     stride = _stride(net)
     letterbox = LetterBox(check_imgsz(imgsz, stride=stride, min_dim=2), auto=True, stride=stride)
     param = next(net.parameters())

@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from ultralytics_cbam.integration.compat import check_layercam, quiet_yolo
-from ultralytics_cbam.utils.checks import flag, positive_int
+from ultralytics_cbam.utils.checks import flag, image_size, unit_interval
 from ultralytics_cbam.utils.model_inputs import checkpoint_file, is_yaml_path
 from ultralytics_cbam.utils.run_dirs import run_dir, unique_name
 from ultralytics_cbam.utils.sources import image_files, split_list
@@ -77,13 +77,9 @@ def _load(model):
 
 def _check_predict(imgsz, conf, classes) -> None:
     """Check the predict arguments before any model runs or folder is made; errors name the argument."""
-    sizes = [] if imgsz is None else imgsz if isinstance(imgsz, (list, tuple)) else [imgsz]
-    if isinstance(imgsz, (list, tuple)) and len(imgsz) not in (1, 2):
-        raise ValueError(f"imgsz must be a positive integer or [height, width], got {imgsz!r}")
-    for size in sizes:
-        positive_int("imgsz", size)
-    if isinstance(conf, bool) or not isinstance(conf, (int, float)) or not 0 <= conf <= 1:
-        raise ValueError(f"conf must be a number in [0, 1], got {conf!r}")
+    if imgsz is not None:
+        image_size(imgsz)
+    unit_interval("conf", conf)
     ids = [] if classes is None else classes if isinstance(classes, (list, tuple)) else [classes]
     if not all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in ids):
         raise ValueError(f"classes must be a class id or a list of class ids (integers >= 0), got {classes!r}")
